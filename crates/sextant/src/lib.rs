@@ -1,1 +1,126 @@
+//! # sextant
+//!
+//! A distributed RPC framework for async Rust with service governance built in, wire-compatible
+//! with Go's [rpcx](https://github.com/smallnest/rpcx): Go rpcx clients call sextant servers and
+//! sextant clients call Go rpcx servers, byte for byte.
+//!
+//! ## A tour
+//!
+//! Services are plain Rust: an impl block of async methods over `serde` types. No IDL.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use sextant::{Client, ClientOptions, Context, Server, ServiceError};
+//!
+//! // Go interop: Go's msgpack uses the Go field names as keys.
+//! #[derive(Serialize, Deserialize, Default)]
+//! #[serde(rename_all = "PascalCase")]
+//! pub struct Args { pub a: i64, pub b: i64 }
+//!
+//! #[derive(Serialize, Deserialize, Default, Debug)]
+//! #[serde(rename_all = "PascalCase")]
+//! pub struct Reply { pub c: i64 }
+//!
+//! pub struct Arith;
+//!
+//! #[sextant::service]
+//! impl Arith {
+//!     /// Served as `Arith.Mul`.
+//!     async fn mul(&self, _cx: Context, args: Args) -> Result<Reply, ServiceError> {
+//!         Ok(Reply { c: args.a * args.b })
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> sextant::Result<()> {
+//! let server = Server::new();
+//! server.register(Arith)?;
+//! let address = server.start("tcp@127.0.0.1:0").await?;
+//!
+//! let client = Client::connect(&address, ClientOptions::default()).await?;
+//! let reply: Reply = client.call("Arith", "Mul", &Args { a: 10, b: 20 }).await?;
+//! assert_eq!(reply.c, 200);
+//!
+//! client.close();
+//! server.shutdown(std::time::Duration::from_secs(1)).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - [`Server`]: register services ([`Server::register`], [`Server::register_fn`]), serve on
+//!   TCP or unix sockets, auth, timeouts, backpressure, graceful shutdown.
+//! - [`Client`]: one multiplexed connection; [`Client::call`], [`Client::go`], oneway calls,
+//!   metadata, deadlines (sent as `__ServerTimeout`), heartbeats.
+//! - [`Context`]: what a handler knows about its call.
+//! - [`Error`]: one error type; [`Error::is_retryable`] tells transport failures from service
+//!   errors.
+//! - [`protocol`]: the wire format, codecs and compression (the `sextant-protocol` crate).
+//!
+//! ## Codecs
+//!
+//! The request's serialize type picks the codec; the reply uses the same. `serde` types work with
+//! JSON and msgpack (the default) and with custom codecs; [`Proto`] wraps `prost` messages,
+//! [`Thrift`] Thrift structs, and [`Raw`] passes bytes through.
+//!
+//! ## Features
+//!
+//! - `macros` (default): the [`service`] attribute macro.
+//! - `thrift` (default): the Thrift codec.
+#![warn(missing_docs)]
 
+pub mod client;
+mod context;
+mod error;
+mod io;
+pub mod server;
+pub mod transport;
+
+pub use client::{CallOptions, Client, ClientOptions, PendingCall, Response};
+pub use context::Context;
+pub use error::{Error, Result, ServiceError};
+pub use server::{Method, RegisterOptions, Server, ServerBuilder, ServerOptions, Service};
+pub use transport::{Address, PeerAddr};
+
+/// The wire format: messages, codecs, compression (re-export of `sextant-protocol`).
+pub use sextant_protocol as protocol;
+#[cfg(feature = "thrift")]
+pub use sextant_protocol::Thrift;
+pub use sextant_protocol::{keys, CompressType, Metadata, Proto, Raw, SerializeType};
+
+/// Turns an impl block into an rpcx service.
+///
+/// Every `async fn` taking `&self`, a [`Context`] and one argument, and returning
+/// `Result<Reply, E>` (with `E: Display`), becomes a method. Its wire name is the Rust name in
+/// PascalCase (`user_info` → `UserInfo`), or `#[sextant(name = "...")]` on the method. Other
+/// functions are left alone; `#[sextant(skip)]` leaves out an async one. The service is named
+/// after the type, or `#[sextant::service(name = "...")]`.
+///
+/// ```
+/// use sextant::{Context, ServiceError};
+/// pub struct Arith;
+///
+/// #[sextant::service(name = "Arith")]
+/// impl Arith {
+///     async fn mul(&self, _cx: Context, (a, b): (i64, i64)) -> Result<i64, ServiceError> {
+///         Ok(a * b)
+///     }
+///     #[sextant(name = "Divide")]
+///     async fn div(&self, _cx: Context, (a, b): (i64, i64)) -> Result<i64, ServiceError> {
+///         if b == 0 { return Err("divide by zero".into()); }
+///         Ok(a / b)
+///     }
+/// }
+/// # use sextant::Service;
+/// # let m: Vec<String> = std::sync::Arc::new(Arith).methods().iter().map(|m| m.name().to_string()).collect();
+/// # assert!(m.contains(&"Mul".to_string()) && m.contains(&"Divide".to_string()));
+/// ```
+///
+/// A method whose types cannot be encoded, or whose signature is not of this shape, fails to
+/// compile.
+#[cfg(feature = "macros")]
+pub use sextant_macros::service;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use std::sync::Arc;
+    pub use std::vec::Vec;
+}

@@ -1,0 +1,157 @@
+//! The per-call [`Context`] a handler receives.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sextant_protocol::{ByteStr, Header, Metadata, SerializeType};
+
+use crate::transport::PeerAddr;
+
+/// What a handler knows about the call it is serving: who called, with which metadata, until
+/// when; and where it can leave metadata for the response.
+///
+/// Cloning is cheap (a reference count). The response metadata is shared between clones, so a
+/// handler may hand a clone to a spawned task.
+#[derive(Clone)]
+pub struct Context {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    header: Header,
+    service_path: ByteStr,
+    service_method: ByteStr,
+    metadata: Metadata,
+    peer: Option<PeerAddr>,
+    deadline: Option<Instant>,
+    response_metadata: Mutex<Metadata>,
+}
+
+impl Context {
+    pub(crate) fn new(
+        header: Header,
+        service_path: ByteStr,
+        service_method: ByteStr,
+        metadata: Metadata,
+        peer: Option<PeerAddr>,
+        deadline: Option<Instant>,
+    ) -> Context {
+        Context {
+            inner: Arc::new(Inner {
+                header,
+                service_path,
+                service_method,
+                metadata,
+                peer,
+                deadline,
+                response_metadata: Mutex::new(Metadata::new()),
+            }),
+        }
+    }
+
+    /// A context for calling a handler directly, e.g. in a unit test.
+    pub fn for_test(service_path: &str, service_method: &str) -> Context {
+        Context::new(
+            Header::new(),
+            service_path.into(),
+            service_method.into(),
+            Metadata::new(),
+            None,
+            None,
+        )
+    }
+
+    /// The service being called (rpcx's `ServicePath`).
+    pub fn service_path(&self) -> &str {
+        &self.inner.service_path
+    }
+
+    /// The method being called (rpcx's `ServiceMethod`).
+    pub fn service_method(&self) -> &str {
+        &self.inner.service_method
+    }
+
+    /// The request's metadata (rpcx's `share.ReqMetaDataKey`), reserved keys included.
+    pub fn metadata(&self) -> &Metadata {
+        &self.inner.metadata
+    }
+
+    /// Sets a metadata pair on the response (rpcx's `share.ResMetaDataKey`).
+    pub fn set_response_metadata(&self, key: impl Into<ByteStr>, value: impl Into<ByteStr>) {
+        self.inner
+            .response_metadata
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, value);
+    }
+
+    /// A copy of the response metadata set so far.
+    pub fn response_metadata(&self) -> Metadata {
+        self.inner
+            .response_metadata
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn take_response_metadata(&self) -> Metadata {
+        std::mem::take(
+            &mut *self
+                .inner
+                .response_metadata
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
+
+    /// The caller's address.
+    pub fn peer_addr(&self) -> Option<&PeerAddr> {
+        self.inner.peer.as_ref()
+    }
+
+    /// When the caller stops waiting, from the request's `__ServerTimeout`. The server drops the
+    /// handler's future at this instant and answers with a timeout error.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.inner.deadline
+    }
+
+    /// Time left before the deadline, if there is one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.inner
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The message id of the request.
+    pub fn seq(&self) -> u64 {
+        self.inner.header.seq()
+    }
+
+    /// How the request's payload was serialized; the reply is serialized the same way.
+    pub fn serialize_type(&self) -> SerializeType {
+        self.inner.header.serialize_type()
+    }
+
+    /// Whether the caller expects no response.
+    pub fn is_oneway(&self) -> bool {
+        self.inner.header.is_oneway()
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        &self.inner.header
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("service_path", &self.service_path())
+            .field("service_method", &self.service_method())
+            .field("seq", &self.seq())
+            .field("metadata", self.metadata())
+            .field("peer", &self.inner.peer)
+            .field("deadline", &self.inner.deadline)
+            .finish()
+    }
+}

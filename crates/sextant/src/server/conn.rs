@@ -1,0 +1,299 @@
+//! One server connection: a reader that frames requests and spawns a task per call, and a writer
+//! that batches the responses.
+//!
+//! Backpressure: a call takes a permit from a per-connection semaphore before its task is spawned
+//! and gives it back once its response is queued. When all permits are out the reader stops
+//! reading, so a flood of requests fills the peer's socket buffer rather than this process'
+//! memory. The writer's queue is bounded too.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use sextant_protocol::compress::decompress;
+use sextant_protocol::{keys, Decoder, Message, MessageType, Metadata};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::router::{error_frame, error_frame_for};
+use super::ServerInner;
+use crate::context::Context;
+use crate::transport::{PeerAddr, Stream};
+
+const READ_CHUNK: usize = 16 * 1024;
+
+pub(crate) async fn serve_conn(server: Arc<ServerInner>, stream: Stream, peer: PeerAddr) {
+    let opts = &server.options;
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Bytes>(opts.max_concurrent_requests.max(1) + 16);
+    // Closing this connection alone (write failure, force close) without touching the server.
+    let conn_stop = server.force.child_token();
+    let writer = tokio::spawn(crate::io::write_loop(
+        wr,
+        rx,
+        opts.write_timeout,
+        conn_stop.clone(),
+    ));
+    let permits = Arc::new(Semaphore::new(opts.max_concurrent_requests.max(1)));
+    let mut decoder = Decoder::new(opts.limits);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut last_activity = Instant::now();
+    let mut message_started: Option<Instant> = None;
+
+    'conn: loop {
+        // Handle every whole message already buffered.
+        loop {
+            let msg = match decoder.decode(&mut buf) {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) if e.closes_connection() => {
+                    tracing::warn!(%peer, error = %e, "closing connection: unreadable request");
+                    break 'conn;
+                }
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "bad request");
+                    if let Some(h) = e.header() {
+                        if let Some(f) =
+                            error_frame_for(h, "", "", &e.to_string(), &Metadata::new())
+                        {
+                            if tx.send(f).await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                    }
+                    continue;
+                }
+            };
+            message_started = None;
+            last_activity = Instant::now();
+            match handle_message(&server, msg, &peer, &tx, &permits, &conn_stop).await {
+                Flow::Continue => {}
+                Flow::Close => break 'conn,
+            }
+        }
+        if !buf.is_empty() && message_started.is_none() {
+            message_started = Some(Instant::now());
+        }
+
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let idle = opts.idle_timeout.map(|t| (t, last_activity + t));
+        let partial = opts
+            .read_timeout
+            .zip(message_started)
+            .map(|(t, s)| (t, s + t));
+        let wake = match (idle, partial) {
+            (Some(a), Some(b)) => Some(if a.1 < b.1 { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        tokio::select! {
+            biased;
+            _ = server.shutdown.cancelled() => break 'conn,
+            _ = conn_stop.cancelled() => break 'conn,
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) => {
+                    if !buf.is_empty() {
+                        tracing::debug!(%peer, bytes = buf.len(), "connection closed inside a message");
+                    }
+                    break 'conn;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "read error");
+                    break 'conn;
+                }
+            },
+            _ = sleep_until(wake.map(|w| w.1)), if wake.is_some() => {
+                let in_flight = permits.available_permits() < opts.max_concurrent_requests.max(1);
+                let now = Instant::now();
+                if let Some((t, s)) = partial {
+                    if now >= s {
+                        tracing::info!(%peer, timeout = ?t, "closing connection: request not completed within read_timeout");
+                        break 'conn;
+                    }
+                }
+                if let Some((t, at)) = idle {
+                    if now >= at {
+                        if in_flight {
+                            last_activity = now;
+                        } else {
+                            tracing::info!(%peer, timeout = ?t, "closing idle connection");
+                            break 'conn;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Stop reading; calls in flight finish and queue their responses, then the writer drains the
+    // queue and closes the stream once every sender is gone.
+    drop(tx);
+    drop(rd);
+    if let Ok(Some(e)) = writer.await {
+        tracing::debug!(%peer, error = %e, "write error");
+    }
+}
+
+fn sleep_until(at: Option<Instant>) -> tokio::time::Sleep {
+    let at = at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+    tokio::time::sleep_until(at.into())
+}
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+async fn handle_message(
+    server: &Arc<ServerInner>,
+    msg: Message,
+    peer: &PeerAddr,
+    tx: &mpsc::Sender<Bytes>,
+    permits: &Arc<Semaphore>,
+    conn_stop: &CancellationToken,
+) -> Flow {
+    if msg.header.message_type() == MessageType::Response {
+        tracing::debug!(%peer, seq = msg.header.seq(), "ignoring a response sent to the server");
+        return Flow::Continue;
+    }
+
+    if msg.header.is_heartbeat() {
+        // rpcx sends the same message back with only the response bit set.
+        let mut res = msg;
+        res.header.set_message_type(MessageType::Response);
+        let mut b = BytesMut::with_capacity(res.encoded_len());
+        if res.encode(&mut b).is_ok() && tx.send(b.freeze()).await.is_err() {
+            return Flow::Close;
+        }
+        return Flow::Continue;
+    }
+
+    if let Some(auth) = &server.auth {
+        let token = msg.metadata.get(keys::AUTH).unwrap_or("");
+        if let Err(text) = auth(&msg, token).await {
+            tracing::info!(%peer, error = %text, "auth failed, closing connection");
+            if let Some(f) = error_frame_for(
+                &msg.header,
+                &msg.service_path,
+                &msg.service_method,
+                &text,
+                &Metadata::new(),
+            ) {
+                let _ = tx.send(f).await;
+            }
+            return Flow::Close;
+        }
+    }
+
+    let permit = tokio::select! {
+        p = permits.clone().acquire_owned() => match p {
+            Ok(p) => p,
+            Err(_) => return Flow::Close,
+        },
+        _ = server.shutdown.cancelled() => return Flow::Close,
+        _ = conn_stop.cancelled() => return Flow::Close,
+    };
+    let server2 = server.clone();
+    let tx = tx.clone();
+    let peer = peer.clone();
+    server.tracker.spawn(async move {
+        let force = server2.force.clone();
+        tokio::select! {
+            frame = process(&server2, msg, peer) => {
+                if let Some(f) = frame {
+                    let _ = tx.send(f).await;
+                }
+            }
+            _ = force.cancelled() => {}
+        }
+        drop(permit);
+    });
+    Flow::Continue
+}
+
+async fn process(server: &Arc<ServerInner>, msg: Message, peer: PeerAddr) -> Option<Bytes> {
+    let Message {
+        header,
+        service_path,
+        service_method,
+        metadata,
+        payload,
+    } = msg;
+    let timeout = metadata
+        .get(keys::SERVER_TIMEOUT)
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|ms| Duration::from_millis(ms.max(0) as u64));
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let ctx = Context::new(
+        header,
+        service_path,
+        service_method,
+        metadata,
+        Some(peer),
+        deadline,
+    );
+
+    let handler = match server
+        .router
+        .load()
+        .lookup(ctx.service_path(), ctx.service_method())
+    {
+        Ok(h) => h,
+        Err(text) => return error_frame(&ctx, &text),
+    };
+    let payload = match decompress(
+        header.compress_type(),
+        payload,
+        server.options.limits.max_decompressed_size,
+    ) {
+        Ok(p) => p,
+        Err(e) => return error_frame(&ctx, &e.to_string()),
+    };
+
+    let env = server.env.clone();
+    let ctx2 = ctx.clone();
+    // The handler is created inside the guarded future, so a panic while decoding or in the
+    // handler's synchronous prologue is caught as well.
+    let call =
+        AssertUnwindSafe(async move { handler.call(ctx2, payload, &env).await }).catch_unwind();
+    let outcome = match deadline {
+        Some(d) => match tokio::time::timeout_at(d.into(), call).await {
+            Ok(r) => r,
+            Err(_) => {
+                let ms = timeout.unwrap_or_default().as_millis();
+                return error_frame(
+                    &ctx,
+                    &format!(
+                        "rpcx: call {}.{} exceeded its deadline of {ms} ms",
+                        ctx.service_path(),
+                        ctx.service_method()
+                    ),
+                );
+            }
+        },
+        None => call.await,
+    };
+    match outcome {
+        Ok(frame) => frame,
+        Err(panic) => {
+            let text = panic_message(&panic);
+            tracing::error!(service = ctx.service_path(), method = ctx.service_method(), panic = %text, "handler panicked");
+            error_frame(&ctx, &format!("rpcx: handler panicked: {text}"))
+        }
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
