@@ -1,0 +1,151 @@
+//! What the Go rpcx server that produced `shared/wire` served, re-implemented with sextant, plus
+//! rpcx-benchmark's `BenchmarkMessage`.
+//!
+//! - `Arith` (`Mul`, `Add`, `Div`; `Div` fails with `divide by zero` when `B` is 0)
+//! - `ArithFn` (the same three, registered as functions)
+//! - `Echo.Echo` (returns its argument unchanged, whatever the codec)
+//! - `Hello.Say` (rpcx-benchmark: sets `field1 = "OK"`, `field2 = 100` and returns the message)
+//!
+//! [`register_all`] puts them on a server; the `interop-server` example serves them, and the
+//! compatibility tests replay Go's captured requests against them.
+#![warn(missing_docs)]
+
+mod benchmark;
+
+pub use benchmark::BenchmarkMessage;
+use serde::{Deserialize, Serialize};
+use sextant::{Context, Proto, Raw, Server, ServiceError};
+
+/// rpcx-examples' `Args{A int; B int}`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Args {
+    /// First operand.
+    pub a: i64,
+    /// Second operand.
+    pub b: i64,
+}
+
+/// rpcx-examples' `Reply{C int}`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Reply {
+    /// The result.
+    pub c: i64,
+}
+
+/// rpcx-examples' `Arith` service.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Arith;
+
+#[sextant::service]
+impl Arith {
+    /// `C = A * B`.
+    pub async fn mul(&self, _cx: Context, args: Args) -> Result<Reply, ServiceError> {
+        mul(args)
+    }
+
+    /// `C = A + B`.
+    pub async fn add(&self, _cx: Context, args: Args) -> Result<Reply, ServiceError> {
+        add(args)
+    }
+
+    /// `C = A / B`; an error when `B` is 0.
+    pub async fn div(&self, _cx: Context, args: Args) -> Result<Reply, ServiceError> {
+        div(args)
+    }
+}
+
+fn mul(a: Args) -> Result<Reply, ServiceError> {
+    Ok(Reply {
+        c: a.a.wrapping_mul(a.b),
+    })
+}
+
+fn add(a: Args) -> Result<Reply, ServiceError> {
+    Ok(Reply {
+        c: a.a.wrapping_add(a.b),
+    })
+}
+
+fn div(a: Args) -> Result<Reply, ServiceError> {
+    if a.b == 0 {
+        return Err(ServiceError::new("divide by zero"));
+    }
+    Ok(Reply {
+        c: a.a.wrapping_div(a.b),
+    })
+}
+
+/// Echoes the payload back untouched, whatever its serialize type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Echo;
+
+#[sextant::service]
+impl Echo {
+    /// Returns its argument.
+    pub async fn echo(&self, _cx: Context, args: Raw) -> Result<Raw, ServiceError> {
+        Ok(args)
+    }
+}
+
+/// rpcx-benchmark's `Hello` service.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hello;
+
+#[sextant::service]
+impl Hello {
+    /// Sets `field1 = "OK"` and `field2 = 100` and returns the message.
+    pub async fn say(
+        &self,
+        _cx: Context,
+        args: Proto<BenchmarkMessage>,
+    ) -> Result<Proto<BenchmarkMessage>, ServiceError> {
+        Ok(Proto(say(args.0)))
+    }
+}
+
+/// What `Hello.Say` does to a message.
+pub fn say(mut m: BenchmarkMessage) -> BenchmarkMessage {
+    m.field1 = "OK".to_string();
+    m.field2 = 100;
+    m
+}
+
+/// Registers `Arith`, `ArithFn`, `Echo` and `Hello` on `server`.
+pub fn register_all(server: &Server) -> sextant::Result<()> {
+    server.register(Arith)?;
+    server.register_fn("ArithFn", "Mul", "", |_cx: Context, a: Args| async move {
+        mul(a)
+    })?;
+    server.register_fn("ArithFn", "Add", "", |_cx: Context, a: Args| async move {
+        add(a)
+    })?;
+    server.register_fn("ArithFn", "Div", "", |_cx: Context, a: Args| async move {
+        div(a)
+    })?;
+    server.register(Echo)?;
+    server.register(Hello)?;
+    Ok(())
+}
+
+/// A server like the Go one behind the captures: every service registered, and with `auth`, an
+/// auth function accepting only that token (error text `invalid token`).
+pub fn interop_server(auth: Option<String>) -> sextant::Result<Server> {
+    let mut builder = Server::builder();
+    if let Some(token) = auth {
+        builder = builder.auth_fn(move |_req, got| {
+            let ok = got == token;
+            async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err("invalid token".to_string())
+                }
+            }
+        });
+    }
+    let server = builder.build();
+    register_all(&server)?;
+    Ok(server)
+}
