@@ -69,6 +69,7 @@
 
 pub mod client;
 mod context;
+pub mod discovery;
 mod error;
 mod io;
 pub mod server;
@@ -76,8 +77,12 @@ pub mod transport;
 
 pub use client::{CallOptions, Client, ClientOptions, PendingCall, Response};
 pub use context::Context;
+pub use discovery::{KVPair, ServiceDiscovery};
 pub use error::{Error, Result, ServiceError};
-pub use server::{Method, RegisterOptions, Server, ServerBuilder, ServerOptions, Service};
+pub use server::{
+    Method, RegisterOptions, Server, ServerBuilder, ServerOptions, ServerPlugin, ServerStats,
+    Service,
+};
 pub use transport::{Address, PeerAddr};
 
 /// The wire format: messages, codecs, compression (re-export of `sextant-protocol`).

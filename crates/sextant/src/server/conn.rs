@@ -7,6 +7,7 @@
 //! memory. The writer's queue is bounded too.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::router::{error_frame, error_frame_for};
+use super::router::{error_frame, error_frame_for, Handler};
 use super::ServerInner;
 use crate::context::Context;
 use crate::transport::{PeerAddr, Stream};
@@ -26,6 +27,21 @@ use crate::transport::{PeerAddr, Stream};
 const READ_CHUNK: usize = 16 * 1024;
 
 pub(crate) async fn serve_conn(server: Arc<ServerInner>, stream: Stream, peer: PeerAddr) {
+    if !server.plugins().iter().all(|p| p.on_conn_accept(&peer)) {
+        tracing::debug!(%peer, "connection refused by a plugin");
+        return;
+    }
+    server.connections.fetch_add(1, Ordering::Relaxed);
+    server.total_connections.fetch_add(1, Ordering::Relaxed);
+    serve_accepted(&server, stream, &peer).await;
+    server.connections.fetch_sub(1, Ordering::Relaxed);
+    for p in server.plugins().iter() {
+        p.on_conn_close(&peer);
+    }
+}
+
+async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAddr) {
+    let peer = peer.clone();
     let opts = &server.options;
     let (mut rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Bytes>(opts.max_concurrent_requests.max(1) + 16);
@@ -69,7 +85,7 @@ pub(crate) async fn serve_conn(server: Arc<ServerInner>, stream: Stream, peer: P
             };
             message_started = None;
             last_activity = Instant::now();
-            match handle_message(&server, msg, &peer, &tx, &permits, &conn_stop).await {
+            match handle_message(server, msg, &peer, &tx, &permits, &conn_stop).await {
                 Flow::Continue => {}
                 Flow::Close => break 'conn,
             }
@@ -238,6 +254,7 @@ async fn process(server: &Arc<ServerInner>, msg: Message, peer: PeerAddr) -> Opt
         deadline,
     );
 
+    server.calls.fetch_add(1, Ordering::Relaxed);
     let handler = match server
         .router
         .load()
@@ -246,34 +263,57 @@ async fn process(server: &Arc<ServerInner>, msg: Message, peer: PeerAddr) -> Opt
         Ok(h) => h,
         Err(text) => return error_frame(&ctx, &text),
     };
-    let payload = match decompress(
-        header.compress_type(),
-        payload,
-        server.options.limits.max_decompressed_size,
-    ) {
-        Ok(p) => p,
-        Err(e) => return error_frame(&ctx, &e.to_string()),
-    };
+    let plugins = server.plugins();
+    if plugins.is_empty() {
+        return run_handler(server, &ctx, handler, payload, timeout).await;
+    }
+    for p in plugins.iter() {
+        if let Err(text) = p.pre_call(&ctx) {
+            return error_frame(&ctx, &text);
+        }
+    }
+    let started = Instant::now();
+    let frame = run_handler(server, &ctx, handler, payload, timeout).await;
+    // The status bits of the flags byte are non-zero in an error response.
+    let failed = frame
+        .as_ref()
+        .is_some_and(|f| f.len() > 2 && f[2] & 0x03 != 0);
+    for p in plugins.iter() {
+        p.post_call(&ctx, failed, started.elapsed());
+    }
+    frame
+}
 
+/// Decompresses the argument and runs the handler under the call's deadline, catching panics.
+async fn run_handler(
+    server: &Arc<ServerInner>,
+    ctx: &Context,
+    handler: Arc<dyn Handler>,
+    payload: Bytes,
+    timeout: Option<Duration>,
+) -> Option<Bytes> {
+    let limit = server.options.limits.max_decompressed_size;
+    let payload = match decompress(ctx.header().compress_type(), payload, limit) {
+        Ok(p) => p,
+        Err(e) => return error_frame(ctx, &e.to_string()),
+    };
     let env = server.env.clone();
     let ctx2 = ctx.clone();
     // The handler is created inside the guarded future, so a panic while decoding or in the
     // handler's synchronous prologue is caught as well.
     let call =
         AssertUnwindSafe(async move { handler.call(ctx2, payload, &env).await }).catch_unwind();
-    let outcome = match deadline {
+    let outcome = match ctx.deadline() {
         Some(d) => match tokio::time::timeout_at(d.into(), call).await {
             Ok(r) => r,
             Err(_) => {
                 let ms = timeout.unwrap_or_default().as_millis();
-                return error_frame(
-                    &ctx,
-                    &format!(
-                        "rpcx: call {}.{} exceeded its deadline of {ms} ms",
-                        ctx.service_path(),
-                        ctx.service_method()
-                    ),
+                let text = format!(
+                    "rpcx: call {}.{} exceeded its deadline of {ms} ms",
+                    ctx.service_path(),
+                    ctx.service_method()
                 );
+                return error_frame(ctx, &text);
             }
         },
         None => call.await,
@@ -283,7 +323,7 @@ async fn process(server: &Arc<ServerInner>, msg: Message, peer: PeerAddr) -> Opt
         Err(panic) => {
             let text = panic_message(&panic);
             tracing::error!(service = ctx.service_path(), method = ctx.service_method(), panic = %text, "handler panicked");
-            error_frame(&ctx, &format!("rpcx: handler panicked: {text}"))
+            error_frame(ctx, &format!("rpcx: handler panicked: {text}"))
         }
     }
 }

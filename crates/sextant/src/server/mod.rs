@@ -29,12 +29,15 @@
 //! 6. The response frame is queued to the connection's writer, which batches.
 
 mod conn;
+mod plugin;
 mod router;
 
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
@@ -46,6 +49,7 @@ use tokio_util::task::TaskTracker;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::transport::{Address, Listener};
+pub use plugin::{ServerPlugin, ServerStats};
 pub use router::Method;
 use router::{Env, Router, ServiceEntry};
 
@@ -109,6 +113,16 @@ pub(crate) struct ServerInner {
     tracker: TaskTracker,
     on_shutdown: Mutex<Vec<ShutdownHook>>,
     addresses: Mutex<Vec<Address>>,
+    plugins: ArcSwap<Vec<Arc<dyn ServerPlugin>>>,
+    pub(crate) connections: AtomicUsize,
+    pub(crate) total_connections: AtomicU64,
+    pub(crate) calls: AtomicU64,
+}
+
+impl ServerInner {
+    pub(crate) fn plugins(&self) -> arc_swap::Guard<Arc<Vec<Arc<dyn ServerPlugin>>>> {
+        self.plugins.load()
+    }
 }
 
 /// An rpcx server. Cheap to clone: clones share the same services and listeners.
@@ -138,6 +152,7 @@ pub struct ServerBuilder {
     options: ServerOptions,
     codecs: Codecs,
     auth: Option<Box<AuthFn>>,
+    plugins: Vec<Arc<dyn ServerPlugin>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -146,6 +161,7 @@ impl fmt::Debug for ServerBuilder {
             .field("options", &self.options)
             .field("codecs", &self.codecs)
             .field("auth", &self.auth.is_some())
+            .field("plugins", &self.plugins.len())
             .finish()
     }
 }
@@ -208,9 +224,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds a plugin; plugins run in the order they were added.
+    pub fn plugin(mut self, plugin: impl ServerPlugin) -> Self {
+        self.plugins.push(Arc::new(plugin));
+        self
+    }
+
     /// Builds the server.
     pub fn build(self) -> Server {
-        Server {
+        let server = Server {
             inner: Arc::new(ServerInner {
                 router: ArcSwap::from_pointee(Router::default()),
                 register_lock: Mutex::new(()),
@@ -224,8 +246,13 @@ impl ServerBuilder {
                 tracker: TaskTracker::new(),
                 on_shutdown: Mutex::new(Vec::new()),
                 addresses: Mutex::new(Vec::new()),
+                plugins: ArcSwap::from_pointee(self.plugins),
+                connections: AtomicUsize::new(0),
+                total_connections: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
             }),
-        }
+        };
+        server
     }
 }
 
@@ -323,17 +350,26 @@ impl Server {
                 "service {name} has no methods to register"
             )));
         }
+        let metadata = options.metadata;
         let entry = ServiceEntry {
-            metadata: options.metadata,
+            metadata: metadata.clone(),
             methods: methods
                 .into_iter()
                 .map(|m| (m.name().to_string(), m.handler().clone()))
                 .collect(),
         };
         self.update_router(|r| {
-            r.services.insert(name, entry);
+            r.services.insert(name.clone(), entry);
             Ok(())
-        })
+        })?;
+        self.notify_register(&name, &metadata);
+        Ok(())
+    }
+
+    fn notify_register(&self, service_path: &str, metadata: &str) {
+        for p in self.inner.plugins().iter() {
+            p.on_register(self, service_path, metadata);
+        }
     }
 
     /// Registers one function as `service_path.method` (rpcx's `RegisterFunctionName`). Several
@@ -356,6 +392,7 @@ impl Server {
         check_name(service_path)?;
         check_name(method)?;
         let m = Method::new(method, f);
+        let mut service_metadata = String::new();
         self.update_router(|r| {
             let entry = r.services.entry(service_path.to_string()).or_default();
             if !metadata.is_empty() {
@@ -364,8 +401,11 @@ impl Server {
             entry
                 .methods
                 .insert(method.to_string(), m.handler().clone());
+            service_metadata = entry.metadata.clone();
             Ok(())
-        })
+        })?;
+        self.notify_register(service_path, &service_metadata);
+        Ok(())
     }
 
     /// Removes a service. Calls already running finish; new calls get `can't find service`.
@@ -375,7 +415,38 @@ impl Server {
             None => Err(Error::Config(format!(
                 "service {service_path} is not registered"
             ))),
-        })
+        })?;
+        for p in self.inner.plugins().iter() {
+            p.on_unregister(self, service_path);
+        }
+        Ok(())
+    }
+
+    /// Adds a plugin to a running server. It is told about the services already registered and
+    /// the addresses already listening, as if it had been there from the start.
+    pub fn add_plugin(&self, plugin: impl ServerPlugin) {
+        let plugin: Arc<dyn ServerPlugin> = Arc::new(plugin);
+        self.inner.plugins.rcu(|cur| {
+            let mut v = Vec::clone(cur);
+            v.push(plugin.clone());
+            v
+        });
+        for name in self.service_names() {
+            let meta = self.service_metadata(&name).unwrap_or_default();
+            plugin.on_register(self, &name, &meta);
+        }
+        for a in self.addresses() {
+            plugin.on_listen(self, &a);
+        }
+    }
+
+    /// Connection and call counters, for metrics and registry rate figures.
+    pub fn stats(&self) -> ServerStats {
+        ServerStats {
+            connections: self.inner.connections.load(Ordering::Relaxed),
+            total_connections: self.inner.total_connections.load(Ordering::Relaxed),
+            calls: self.inner.calls.load(Ordering::Relaxed),
+        }
     }
 
     /// The registered service paths, sorted.
@@ -428,6 +499,9 @@ impl Server {
         let addr = listener.local_addr().map_err(Error::io)?;
         let inner = self.inner.clone();
         self.inner.tracker.spawn(accept_loop(inner, listener));
+        for p in self.inner.plugins().iter() {
+            p.on_listen(self, &addr);
+        }
         Ok(addr)
     }
 
@@ -437,6 +511,12 @@ impl Server {
         A: TryInto<Address, Error = Error>,
     {
         let listener = self.bind(address).await?;
+        let addr = listener.local_addr().map_err(Error::io)?;
+        // The socket is bound and listening: connections are queued from here on, so it is
+        // safe to tell registries before the accept loop starts.
+        for p in self.inner.plugins().iter() {
+            p.on_listen(self, &addr);
+        }
         accept_loop(self.inner.clone(), listener).await;
         // Wait for the shutdown to finish draining, so `serve` returns when the server is done.
         self.inner.tracker.wait().await;
@@ -495,6 +575,10 @@ impl Server {
         );
         for h in hooks {
             h().await;
+        }
+        let plugins = self.inner.plugins().clone();
+        for p in plugins.iter() {
+            p.on_shutdown(self).await;
         }
         self.inner.shutdown.cancel();
         self.inner.tracker.close();

@@ -1,0 +1,153 @@
+//! Service discovery: where the servers of a service are.
+//!
+//! A [`ServiceDiscovery`] reports the current servers of one service as [`KVPair`]s, rpcx's shape:
+//! the key is the server address (`tcp@127.0.0.1:8972`) and the value its metadata as a URL
+//! query string (`weight=10&group=test&state=inactive`). It also lets the XClient watch the list:
+//! every change publishes the whole new list.
+//!
+//! Implementations keep their list in a [`ServerList`], which owns the watch channel.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+/// One server of a service: rpcx's `KVPair`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KVPair {
+    /// The server address, `network@host:port` (e.g. `tcp@127.0.0.1:8972`).
+    pub key: String,
+    /// The server's metadata as a URL query string (e.g. `weight=10&group=test`); may be empty.
+    pub value: String,
+}
+
+impl KVPair {
+    /// A server at `address` with `metadata`.
+    pub fn new(address: impl Into<String>, metadata: impl Into<String>) -> KVPair {
+        KVPair {
+            key: address.into(),
+            value: metadata.into(),
+        }
+    }
+
+    /// The address (the key).
+    pub fn address(&self) -> &str {
+        &self.key
+    }
+
+    /// The metadata query string (the value).
+    pub fn metadata(&self) -> &str {
+        &self.value
+    }
+}
+
+/// The servers of one service, as a shared, immutable snapshot.
+pub type Servers = Arc<[KVPair]>;
+
+/// A source of servers for one service (rpcx's `ServiceDiscovery`).
+pub trait ServiceDiscovery: Send + Sync + 'static {
+    /// The servers known now.
+    fn get_services(&self) -> Servers;
+
+    /// A receiver that sees every new list of servers (rpcx's `WatchService`). The current list
+    /// is already in it.
+    fn watch_services(&self) -> watch::Receiver<Servers>;
+
+    /// Stops watching the source; the last list stays in effect.
+    fn close(&self) {}
+}
+
+impl fmt::Debug for dyn ServiceDiscovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceDiscovery")
+            .field("servers", &self.get_services())
+            .finish()
+    }
+}
+
+/// The state of a discovery: the current server list and its watchers.
+///
+/// Publishing a list equal to the current one does not wake the watchers.
+#[derive(Debug)]
+pub struct ServerList {
+    tx: watch::Sender<Servers>,
+}
+
+impl Default for ServerList {
+    fn default() -> Self {
+        ServerList::new(Vec::new())
+    }
+}
+
+impl ServerList {
+    /// A list starting with `servers`.
+    pub fn new(servers: Vec<KVPair>) -> ServerList {
+        let (tx, _) = watch::channel(normalize(servers));
+        ServerList { tx }
+    }
+
+    /// Replaces the list; watchers are woken if it changed. Returns whether it changed.
+    pub fn set(&self, servers: Vec<KVPair>) -> bool {
+        let new = normalize(servers);
+        self.tx.send_if_modified(|cur| {
+            if *cur == new {
+                false
+            } else {
+                *cur = new;
+                true
+            }
+        })
+    }
+
+    /// The current list.
+    pub fn get(&self) -> Servers {
+        self.tx.borrow().clone()
+    }
+
+    /// A new watcher.
+    pub fn subscribe(&self) -> watch::Receiver<Servers> {
+        self.tx.subscribe()
+    }
+}
+
+/// Sorted and deduplicated by address (the last value for an address wins), so that lists from
+/// different sources compare equal when they hold the same servers.
+fn normalize(mut servers: Vec<KVPair>) -> Servers {
+    servers.reverse();
+    servers.sort_by(|a, b| a.key.cmp(&b.key));
+    servers.dedup_by(|a, b| a.key == b.key);
+    servers.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_list_publishes_only_changes() {
+        let l = ServerList::new(vec![
+            KVPair::new("tcp@b:1", ""),
+            KVPair::new("tcp@a:1", "weight=2"),
+        ]);
+        let mut rx = l.subscribe();
+        assert_eq!(l.get()[0].key, "tcp@a:1");
+        assert!(!l.set(vec![
+            KVPair::new("tcp@a:1", "weight=2"),
+            KVPair::new("tcp@b:1", "")
+        ]));
+        assert!(!rx.has_changed().unwrap());
+        assert!(l.set(vec![KVPair::new("tcp@a:1", "weight=3")]));
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(rx.borrow_and_update().len(), 1);
+    }
+
+    #[test]
+    fn duplicate_addresses_keep_the_last_value() {
+        let l = ServerList::new(vec![
+            KVPair::new("tcp@a:1", "v=1"),
+            KVPair::new("tcp@a:1", "v=2"),
+        ]);
+        assert_eq!(l.get().len(), 1);
+        assert_eq!(l.get()[0].value, "v=2");
+    }
+}
