@@ -64,7 +64,7 @@ pub fn decompress(ct: CompressType, data: Bytes, limit: usize) -> Result<Bytes, 
         1 => {
             // Never trust a size from the stream for the allocation: grow as bytes come out.
             let mut out = Vec::with_capacity((data.len() * 4).min(limit).min(1 << 20));
-            let mut dec = MultiGzDecoder::new(&data[..]).take(limit as u64 + 1);
+            let mut dec = MultiGzDecoder::new(&data[..]).take((limit as u64).saturating_add(1));
             dec.read_to_end(&mut out).map_err(ProtocolError::Gzip)?;
             if out.len() > limit {
                 return Err(ProtocolError::DecompressedTooLarge { limit });
