@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
-use sextant::protocol::{ByteStr, CompressType, Decoder, Limits, Message, MessageStatusType, SerializeType};
+use sextant::protocol::{
+    ByteStr, CompressType, Decoder, Limits, Message, MessageStatusType, SerializeType,
+};
 use sextant::{Client, ClientOptions, Context, Server, ServiceError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -30,7 +32,9 @@ struct Reply {
 async fn server_with(builder: sextant::ServerBuilder) -> (Server, String) {
     let server = builder.build();
     server
-        .register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move { Ok::<_, ServiceError>(Reply { c: a.a * a.b }) })
+        .register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+            Ok::<_, ServiceError>(Reply { c: a.a * a.b })
+        })
         .unwrap();
     let addr = server.start("tcp@127.0.0.1:0").await.unwrap();
     (server, addr.addr().to_string())
@@ -47,7 +51,13 @@ fn request(seq: u64, path: &str, method: &str, st: SerializeType, payload: Bytes
 }
 
 fn mul_request(seq: u64) -> Message {
-    request(seq, "Arith", "Mul", SerializeType::MSGPACK, Bytes::from_static(&[0x82, 0xa1, 0x41, 0x0a, 0xa1, 0x42, 0x14]))
+    request(
+        seq,
+        "Arith",
+        "Mul",
+        SerializeType::MSGPACK,
+        Bytes::from_static(&[0x82, 0xa1, 0x41, 0x0a, 0xa1, 0x42, 0x14]),
+    )
 }
 
 /// Reads one message, or `None` when the server closed the connection. Bounded by 10 s.
@@ -57,7 +67,10 @@ async fn read_message(sock: &mut TcpStream, buf: &mut BytesMut) -> Option<Messag
         if let Some(m) = dec.decode(buf).unwrap() {
             return Some(m);
         }
-        match tokio::time::timeout(Duration::from_secs(10), sock.read_buf(buf)).await.expect("server hung") {
+        match tokio::time::timeout(Duration::from_secs(10), sock.read_buf(buf))
+            .await
+            .expect("server hung")
+        {
             Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
@@ -68,11 +81,17 @@ async fn error_of(addr: &str, frame: &[u8]) -> String {
     let mut sock = TcpStream::connect(addr).await.unwrap();
     sock.write_all(frame).await.unwrap();
     let mut buf = BytesMut::new();
-    let m = read_message(&mut sock, &mut buf).await.expect("expected an error response");
+    let m = read_message(&mut sock, &mut buf)
+        .await
+        .expect("expected an error response");
     assert_eq!(m.header.status(), MessageStatusType::Error);
     // The connection is still usable afterwards.
-    sock.write_all(&mul_request(99).to_bytes().unwrap()).await.unwrap();
-    let ok = read_message(&mut sock, &mut buf).await.expect("connection closed after a recoverable error");
+    sock.write_all(&mul_request(99).to_bytes().unwrap())
+        .await
+        .unwrap();
+    let ok = read_message(&mut sock, &mut buf)
+        .await
+        .expect("connection closed after a recoverable error");
     assert_eq!(ok.header.seq(), 99);
     assert_eq!(ok.header.status(), MessageStatusType::Normal);
     m.metadata.get("__rpcx_error__").unwrap().to_string()
@@ -82,11 +101,16 @@ async fn assert_closed(addr: &str, bytes: &[u8]) {
     let mut sock = TcpStream::connect(addr).await.unwrap();
     sock.write_all(bytes).await.unwrap();
     let mut buf = BytesMut::new();
-    assert!(read_message(&mut sock, &mut buf).await.is_none(), "connection should have been closed");
+    assert!(
+        read_message(&mut sock, &mut buf).await.is_none(),
+        "connection should have been closed"
+    );
 }
 
 async fn assert_still_serving(addr: &str) {
-    let c = Client::connect(addr, ClientOptions::default()).await.unwrap();
+    let c = Client::connect(addr, ClientOptions::default())
+        .await
+        .unwrap();
     let r: Reply = c.call("Arith", "Mul", &Args { a: 6, b: 7 }).await.unwrap();
     assert_eq!(r.c, 42);
 }
@@ -117,12 +141,16 @@ async fn framing_errors_close_only_that_connection() {
 
 #[tokio::test]
 async fn slow_partial_request_is_cut_by_read_timeout() {
-    let (server, addr) = server_with(Server::builder().read_timeout(Duration::from_millis(200))).await;
+    let (server, addr) =
+        server_with(Server::builder().read_timeout(Duration::from_millis(200))).await;
     let whole = mul_request(1).to_bytes().unwrap();
     let mut sock = TcpStream::connect(&addr).await.unwrap();
     sock.write_all(&whole[..10]).await.unwrap();
     let mut buf = BytesMut::new();
-    assert!(read_message(&mut sock, &mut buf).await.is_none(), "partial request kept the connection open");
+    assert!(
+        read_message(&mut sock, &mut buf).await.is_none(),
+        "partial request kept the connection open"
+    );
     server.shutdown(Duration::from_secs(2)).await.unwrap();
 }
 
@@ -136,13 +164,24 @@ async fn parsable_but_bad_requests_get_error_responses() {
     assert!(error_of(&addr, &m).await.contains("not valid UTF-8"));
 
     // Unknown serialize type.
-    let m = request(2, "Arith", "Mul", SerializeType::new(9).unwrap(), Bytes::from_static(b"x"));
-    assert_eq!(error_of(&addr, &m.to_bytes().unwrap()).await, "can not find codec for 9");
+    let m = request(
+        2,
+        "Arith",
+        "Mul",
+        SerializeType::new(9).unwrap(),
+        Bytes::from_static(b"x"),
+    );
+    assert_eq!(
+        error_of(&addr, &m.to_bytes().unwrap()).await,
+        "can not find codec for 9"
+    );
 
     // Unknown compress type.
     let mut m = mul_request(3);
     m.header.set_compress_type(CompressType::new(5).unwrap());
-    assert!(error_of(&addr, &m.to_bytes().unwrap()).await.contains("unknown compress type 5"));
+    assert!(error_of(&addr, &m.to_bytes().unwrap())
+        .await
+        .contains("unknown compress type 5"));
 
     // A gzip bomb: 64 MiB of zeros in a few tens of KiB, limit 1 MiB.
     let zeros = vec![0u8; 64 << 20];
@@ -150,13 +189,31 @@ async fn parsable_but_bad_requests_get_error_responses() {
     drop(zeros);
     let mut m = request(4, "Arith", "Mul", SerializeType::MSGPACK, bomb);
     m.header.set_compress_type(CompressType::GZIP);
-    assert!(error_of(&addr, &m.to_bytes().unwrap()).await.contains("exceeds the limit"));
+    assert!(error_of(&addr, &m.to_bytes().unwrap())
+        .await
+        .contains("exceeds the limit"));
 
     // A payload that does not decode into the handler's argument type.
-    let m = request(5, "Arith", "Mul", SerializeType::MSGPACK, Bytes::from_static(&[0xa3, b'a', b'b', b'c']));
-    assert!(error_of(&addr, &m.to_bytes().unwrap()).await.contains("msgpack decode error"));
-    let m = request(6, "Arith", "Mul", SerializeType::JSON, Bytes::from_static(b"{\"A\":\"ten\"}"));
-    assert!(error_of(&addr, &m.to_bytes().unwrap()).await.contains("json decode error"));
+    let m = request(
+        5,
+        "Arith",
+        "Mul",
+        SerializeType::MSGPACK,
+        Bytes::from_static(&[0xa3, b'a', b'b', b'c']),
+    );
+    assert!(error_of(&addr, &m.to_bytes().unwrap())
+        .await
+        .contains("msgpack decode error"));
+    let m = request(
+        6,
+        "Arith",
+        "Mul",
+        SerializeType::JSON,
+        Bytes::from_static(b"{\"A\":\"ten\"}"),
+    );
+    assert!(error_of(&addr, &m.to_bytes().unwrap())
+        .await
+        .contains("json decode error"));
 
     assert_still_serving(&addr).await;
     server.shutdown(Duration::from_secs(2)).await.unwrap();
@@ -183,16 +240,25 @@ async fn a_flood_on_one_connection_is_held_back_and_others_keep_working() {
         })
         .unwrap();
     server
-        .register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move { Ok::<_, ServiceError>(Reply { c: a.a * a.b }) })
+        .register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+            Ok::<_, ServiceError>(Reply { c: a.a * a.b })
+        })
         .unwrap();
-    let addr = server.start("tcp@127.0.0.1:0").await.unwrap().addr().to_string();
+    let addr = server
+        .start("tcp@127.0.0.1:0")
+        .await
+        .unwrap()
+        .addr()
+        .to_string();
 
     // 2,000 requests written in one go without reading any reply.
     const N: u64 = 2000;
     let mut flood = BytesMut::new();
     for i in 0..N {
         let payload = Bytes::from(vec![0xcd, (i >> 8) as u8, i as u8]); // msgpack u16
-        request(i, "Slow", "Wait", SerializeType::MSGPACK, payload).encode(&mut flood).unwrap();
+        request(i, "Slow", "Wait", SerializeType::MSGPACK, payload)
+            .encode(&mut flood)
+            .unwrap();
     }
     let sock = TcpStream::connect(&addr).await.unwrap();
     let (mut rd, mut wr) = sock.into_split();
@@ -205,7 +271,11 @@ async fn a_flood_on_one_connection_is_held_back_and_others_keep_working() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(running.load(Ordering::SeqCst), LIMIT, "the server should run exactly LIMIT calls at once");
+    assert_eq!(
+        running.load(Ordering::SeqCst),
+        LIMIT,
+        "the server should run exactly LIMIT calls at once"
+    );
     // Another connection is served meanwhile.
     assert_still_serving(&addr).await;
 
@@ -222,10 +292,20 @@ async fn a_flood_on_one_connection_is_held_back_and_others_keep_working() {
         if answered == N {
             break;
         }
-        let n = tokio::time::timeout(Duration::from_secs(20), rd.read_buf(&mut buf)).await.expect("stalled").unwrap();
-        assert!(n > 0, "server closed the connection after {answered} answers");
+        let n = tokio::time::timeout(Duration::from_secs(20), rd.read_buf(&mut buf))
+            .await
+            .expect("stalled")
+            .unwrap();
+        assert!(
+            n > 0,
+            "server closed the connection after {answered} answers"
+        );
     }
     writer.await.unwrap().unwrap();
-    assert!(peak.load(Ordering::SeqCst) <= LIMIT, "peak concurrency {} over the limit", peak.load(Ordering::SeqCst));
+    assert!(
+        peak.load(Ordering::SeqCst) <= LIMIT,
+        "peak concurrency {} over the limit",
+        peak.load(Ordering::SeqCst)
+    );
     server.shutdown(Duration::from_secs(2)).await.unwrap();
 }

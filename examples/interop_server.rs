@@ -1,0 +1,38 @@
+//! The server the Go captures in `shared/wire` came from, in sextant: `Arith` (Mul, Add, Div),
+//! `ArithFn`, `Echo.Echo` and `Hello.Say`, optionally with an auth token. A Go rpcx client can
+//! call it; so can `cargo run --example interop-client`.
+//!
+//! Run: `cargo run --example interop-server -- --addr 127.0.0.1:8972 [--auth TOKEN]`
+
+use std::time::Duration;
+
+fn usage() -> ! {
+    eprintln!("usage: interop-server [--addr HOST:PORT | --addr unix@/path] [--auth TOKEN]");
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() -> sextant::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let mut addr = "127.0.0.1:8972".to_string();
+    let mut auth = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--addr" => addr = args.next().unwrap_or_else(|| usage()),
+            "--auth" => auth = Some(args.next().unwrap_or_else(|| usage())),
+            _ => usage(),
+        }
+    }
+    let server = sextant_interop::interop_server(auth)?;
+    let bound = server.start(addr.as_str()).await?;
+    println!(
+        "interop server on {bound}: services {:?}",
+        server.service_names()
+    );
+    tokio::signal::ctrl_c().await.ok();
+    println!("shutting down");
+    server.shutdown(Duration::from_secs(5)).await
+}
