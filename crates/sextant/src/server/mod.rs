@@ -505,6 +505,28 @@ impl Server {
         Ok(addr)
     }
 
+    /// Serves on a listener that is already bound, e.g. an in-process name from
+    /// [`InProcess::listen`](crate::transport::InProcess::listen), in a background task. Returns
+    /// the listener's address.
+    pub async fn start_listener(&self, listener: Listener) -> Result<Address> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        let addr = listener.local_addr().map_err(Error::io)?;
+        self.inner
+            .addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(addr.clone());
+        self.inner
+            .tracker
+            .spawn(accept_loop(self.inner.clone(), listener));
+        for p in self.inner.plugins().iter() {
+            p.on_listen(self, &addr);
+        }
+        Ok(addr)
+    }
+
     /// Binds `address` and serves until [`shutdown`](Server::shutdown) is called (rpcx's `Serve`).
     pub async fn serve<A>(&self, address: A) -> Result<()>
     where
