@@ -232,7 +232,7 @@ impl ServerBuilder {
 
     /// Builds the server.
     pub fn build(self) -> Server {
-        let server = Server {
+        Server {
             inner: Arc::new(ServerInner {
                 router: ArcSwap::from_pointee(Router::default()),
                 register_lock: Mutex::new(()),
@@ -251,8 +251,7 @@ impl ServerBuilder {
                 total_connections: AtomicU64::new(0),
                 calls: AtomicU64::new(0),
             }),
-        };
-        server
+        }
     }
 }
 
