@@ -2,8 +2,9 @@
 # Registry engines for sextant's registry tests (etcd, ZooKeeper, Redis).
 #
 #   scripts/services.sh install   install Debian's etcd-server, zookeeper and redis-server when
-#                                 missing, and protobuf-compiler (`protoc`: the etcd-client crate
-#                                 used by sextant-etcd compiles etcd's .proto files when it builds)
+#                                 missing, and protobuf-compiler + libprotobuf-dev (`protoc` and its
+#                                 well-known .proto files: the etcd-client crate used by sextant-etcd
+#                                 compiles etcd's .proto files when it builds)
 #                                 (root: one `apt-get update`, then
 #                                 `apt-get install -y --no-install-recommends ...`); idempotent and
 #                                 fast when everything is there
@@ -19,21 +20,23 @@
 # uses (crates/sextant-consul/README.md).
 set -euo pipefail
 
-# Debian's zookeeper package ships jars, not a server launcher on PATH; the tests run the class
-# org.apache.zookeeper.server.quorum.QuorumPeerMain with this class path.
-ZK_HOME_DEFAULT=/usr/share/zookeeper
+# Debian's zookeeper package ships jars, not a server launcher on PATH; the tests run
+# `java -cp /usr/share/java/zookeeper.jar org.apache.zookeeper.server.ZooKeeperServerMain zoo.cfg`
+# (the jar's manifest names its dependencies in /usr/share/java).
+ZK_JAR=/usr/share/java/zookeeper.jar
 
 etcd_bin() { command -v "${SEXTANT_ETCD:-etcd}" 2>/dev/null || true; }
 redis_bin() { command -v "${SEXTANT_REDIS_SERVER:-redis-server}" 2>/dev/null || true; }
 zk_home() {
-    local home="${SEXTANT_ZOOKEEPER_HOME:-$ZK_HOME_DEFAULT}"
-    if [ -f "$home/zookeeper.jar" ] || ls "$home"/lib/zookeeper*.jar >/dev/null 2>&1 \
-        || ls /usr/share/java/zookeeper*.jar >/dev/null 2>&1; then
-        echo "$home"
+    if [ -n "${SEXTANT_ZOOKEEPER_CLASSPATH:-}" ]; then
+        echo "$SEXTANT_ZOOKEEPER_CLASSPATH"
+    elif [ -f "$ZK_JAR" ]; then
+        echo "$ZK_JAR"
     fi
 }
 java_bin() { command -v java 2>/dev/null || true; }
 protoc_bin() { command -v "${PROTOC:-protoc}" 2>/dev/null || true; }
+protoc_include() { [ -f /usr/include/google/protobuf/descriptor.proto ] && echo /usr/include; }
 
 missing_packages() {
     local pkgs=()
@@ -41,6 +44,7 @@ missing_packages() {
     [ -n "$(redis_bin)" ] || pkgs+=(redis-server)
     if [ -z "$(zk_home)" ] || [ -z "$(java_bin)" ]; then pkgs+=(zookeeper); fi
     [ -n "$(protoc_bin)" ] || pkgs+=(protobuf-compiler)
+    [ -n "$(protoc_include)" ] || [ -n "${PROTOC_INCLUDE:-}" ] || pkgs+=(libprotobuf-dev)
     echo "${pkgs[@]:-}"
 }
 
@@ -54,11 +58,11 @@ where() {
     if [ -z "$(zk_home)" ] || [ -z "$(java_bin)" ]; then
         echo '  missing (package zookeeper)'
         ok=1
-    else
-        printf '  server jar: %s\n' "$(ls /usr/share/java/zookeeper.jar 2>/dev/null)"
     fi
     printf 'protoc:       %s\n' "$(protoc_bin || true)"
     [ -n "$(protoc_bin)" ] || { echo '  missing (package protobuf-compiler)'; ok=1; }
+    printf 'protoc incl.: %s\n' "${PROTOC_INCLUDE:-$(protoc_include || true)}"
+    [ -n "${PROTOC_INCLUDE:-$(protoc_include || true)}" ] || { echo '  missing (package libprotobuf-dev)'; ok=1; }
     return $ok
 }
 

@@ -1,0 +1,236 @@
+//! The etcd registry against a real etcd started by the test (see sextant-registry-testkit):
+//! the scenarios every engine must pass, plus etcd's own cases (leases, revisions).
+
+use std::time::Duration;
+
+use etcd_client::PutOptions;
+use sextant::ServiceDiscovery;
+use sextant_etcd::{EtcdDiscovery, EtcdOptions, EtcdStore};
+use sextant_registry::{DiscoveryOptions, RegistryStore};
+use sextant_registry_testkit::scenarios::{self, Harness, BOUND};
+use sextant_registry_testkit::{free_port, init_logging, wait_until, Engine, EtcdServer};
+
+struct Etcd {
+    engine: Engine,
+}
+
+impl Etcd {
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.engine.address())
+    }
+}
+
+impl Harness for Etcd {
+    type Store = EtcdStore;
+
+    async fn start_on(port: Option<u16>) -> Option<Self> {
+        let engine = match port {
+            Some(p) => EtcdServer::start_on(p).await?,
+            None => EtcdServer::start().await?,
+        };
+        Some(Etcd { engine })
+    }
+
+    fn store(&self) -> EtcdStore {
+        EtcdStore::new([self.endpoint()], EtcdOptions::default()).unwrap()
+    }
+
+    fn unreachable_store() -> EtcdStore {
+        EtcdStore::new(
+            [format!("http://127.0.0.1:{}", free_port())],
+            EtcdOptions::default().connect_timeout(Duration::from_secs(1)),
+        )
+        .unwrap()
+    }
+
+    async fn raw_put(&self, key: &str, value: &[u8]) {
+        let mut c = self.store().client().await.unwrap();
+        c.put(key, value, None).await.unwrap();
+    }
+
+    async fn edit_value(&self, key: &str, value: &str) {
+        // As `etcdctl put --ignore-lease`: the key stays on the server's lease.
+        let mut c = self.store().client().await.unwrap();
+        c.put(key, value, Some(PutOptions::new().with_ignore_lease()))
+            .await
+            .unwrap();
+    }
+
+    fn stop(&mut self) {
+        self.engine.stop();
+    }
+
+    async fn restart(&mut self) {
+        self.engine.start_again().await;
+    }
+}
+
+async fn harness() -> Option<Etcd> {
+    init_logging();
+    Etcd::start_on(None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_register_discover_call() {
+    let Some(h) = harness().await else { return };
+    scenarios::register_discover_call(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_crash_disappears_within_ttl() {
+    let Some(h) = harness().await else { return };
+    scenarios::crash_disappears_within_ttl(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_graceful_shutdown_removes_at_once() {
+    let Some(h) = harness().await else { return };
+    scenarios::graceful_shutdown_removes_at_once(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_inactive_state_is_reported() {
+    let Some(h) = harness().await else { return };
+    scenarios::inactive_state_is_reported(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_restart_under_load() {
+    let Some(mut h) = harness().await else { return };
+    scenarios::restart_under_load(&mut h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_two_groups() {
+    let Some(h) = harness().await else { return };
+    scenarios::two_groups(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_bad_entries_are_skipped() {
+    let Some(h) = harness().await else { return };
+    scenarios::bad_entries_are_skipped(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_base_path_is_normalized() {
+    let Some(h) = harness().await else { return };
+    scenarios::base_path_is_normalized(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_unreachable_at_start() {
+    init_logging();
+    scenarios::unreachable_at_start::<Etcd>().await;
+}
+
+/// The layout a Go rpcx program reads: the entry is at the exact rpcx key, attached to a lease
+/// with the TTL; rpcx's directory markers (`/rpcx_test/Arith` = `Arith`) and other services' keys
+/// are not taken for servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_layout_matches_rpcx() {
+    let Some(h) = harness().await else { return };
+    let mut c = h.store().client().await.unwrap();
+    // What rpcx's Go plugin writes besides the server entries.
+    c.put("/rpcx_test", "rpcx_path", None).await.unwrap();
+    c.put("/rpcx_test/Arith", "Arith", None).await.unwrap();
+    c.put("/rpcx_test/ArithX/tcp@127.0.0.1:9", "", None)
+        .await
+        .unwrap();
+    let server = scenarios::start_server(h.store(), h.plugin_options(), "weight=10").await;
+    let key = format!("/rpcx_test/Arith/{}", server.address());
+    let d = EtcdDiscovery::start(h.store(), "/rpcx_test", "Arith", h.discovery_options())
+        .await
+        .unwrap();
+    wait_until("listed", BOUND, || async { d.get_services().len() == 1 }).await;
+    assert_eq!(d.get_services()[0].key, server.address().to_string());
+    let r = c.get(key.as_str(), None).await.unwrap();
+    let kv = &r.kvs()[0];
+    assert_eq!(kv.value(), b"weight=10");
+    let lease = kv.lease();
+    assert_ne!(lease, 0, "the entry is on a lease");
+    let ttl = c.lease_time_to_live(lease, None).await.unwrap();
+    assert!(
+        ttl.granted_ttl() >= 2 && ttl.granted_ttl() <= 3,
+        "TTL is twice the 1 s update interval: {}",
+        ttl.granted_ttl()
+    );
+    server.shutdown().await;
+    // Shutdown revoked the lease.
+    let ttl = c.lease_time_to_live(lease, None).await.unwrap();
+    assert!(ttl.ttl() <= 0, "lease revoked: {}", ttl.ttl());
+}
+
+/// A lease revoked behind the server's back (its keys go with it) is replaced, and the entry
+/// re-created, at the next refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_revoked_lease_is_replaced() {
+    let Some(h) = harness().await else { return };
+    let mut c = h.store().client().await.unwrap();
+    let server = scenarios::start_server(h.store(), h.plugin_options(), "").await;
+    let key = format!("/rpcx_test/Arith/{}", server.address());
+    let d = EtcdDiscovery::start(h.store(), "/rpcx_test", "Arith", h.discovery_options())
+        .await
+        .unwrap();
+    wait_until("listed", BOUND, || async { d.get_services().len() == 1 }).await;
+    let lease = c.get(key.as_str(), None).await.unwrap().kvs()[0].lease();
+    c.lease_revoke(lease).await.unwrap();
+    wait_until("the entry is re-created on a new lease", BOUND, || {
+        let mut c = c.clone();
+        let key = key.clone();
+        async move {
+            let r = c.get(key.as_str(), None).await.unwrap();
+            r.kvs()
+                .first()
+                .is_some_and(|kv| kv.lease() != 0 && kv.lease() != lease)
+        }
+    })
+    .await;
+    wait_until("listed again", BOUND, || async {
+        d.get_services().len() == 1
+    })
+    .await;
+    server.shutdown().await;
+}
+
+/// A watch whose start revision was compacted away is restarted from a new listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_compaction_does_not_lose_changes() {
+    let Some(mut h) = harness().await else { return };
+    let store = h.store();
+    let d = EtcdDiscovery::start(
+        store.clone(),
+        "/rpcx_test",
+        "Arith",
+        DiscoveryOptions::default().backoff(Duration::from_millis(50), Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    // While etcd is down, history moves on elsewhere and is compacted.
+    h.stop();
+    h.restart().await;
+    let mut c = store.client().await.unwrap();
+    let mut last = 0;
+    for i in 0..20 {
+        last = c
+            .put(format!("/other/{i}"), "x", None)
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision();
+    }
+    c.compact(last, None).await.unwrap();
+    RegistryStore::put(
+        &store,
+        "/rpcx_test/Arith/tcp@127.0.0.1:5",
+        "",
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    wait_until("the new entry is seen", BOUND, || async {
+        d.get_services().len() == 1
+    })
+    .await;
+}
