@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +19,7 @@ const BATCH_LIMIT: usize = 64 * 1024;
 /// Returns the I/O error that ended it, if any.
 pub(crate) async fn write_loop(
     mut wr: WriteHalf,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<BytesMut>,
     write_timeout: Option<Duration>,
     stop: CancellationToken,
 ) -> Option<std::io::Error> {
@@ -33,7 +33,7 @@ pub(crate) async fn write_loop(
             },
             _ = stop.cancelled() => break None,
         };
-        let mut big: Option<Bytes> = None;
+        let mut big: Option<BytesMut> = None;
         if first.len() >= DIRECT_WRITE {
             big = Some(first);
         } else {

@@ -44,7 +44,7 @@ async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAd
     let peer = peer.clone();
     let opts = &server.options;
     let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Bytes>(opts.max_concurrent_requests.max(1) + 16);
+    let (tx, rx) = mpsc::channel::<BytesMut>(opts.max_concurrent_requests.max(1) + 16);
     // Closing this connection alone (write failure, force close) without touching the server.
     let conn_stop = server.force.child_token();
     let writer = tokio::spawn(crate::io::write_loop(
@@ -169,7 +169,7 @@ async fn handle_message(
     server: &Arc<ServerInner>,
     msg: Message,
     peer: &PeerAddr,
-    tx: &mpsc::Sender<Bytes>,
+    tx: &mpsc::Sender<BytesMut>,
     permits: &Arc<Semaphore>,
     conn_stop: &CancellationToken,
 ) -> Flow {
@@ -183,7 +183,7 @@ async fn handle_message(
         let mut res = msg;
         res.header.set_message_type(MessageType::Response);
         let mut b = BytesMut::with_capacity(res.encoded_len());
-        if res.encode(&mut b).is_ok() && tx.send(b.freeze()).await.is_err() {
+        if res.encode(&mut b).is_ok() && tx.send(b).await.is_err() {
             return Flow::Close;
         }
         return Flow::Continue;
@@ -232,7 +232,7 @@ async fn handle_message(
     Flow::Continue
 }
 
-async fn process(server: &Arc<ServerInner>, msg: Message, peer: PeerAddr) -> Option<Bytes> {
+async fn process(server: &Arc<ServerInner>, msg: Message, peer: PeerAddr) -> Option<BytesMut> {
     let Message {
         header,
         service_path,
@@ -291,7 +291,7 @@ async fn run_handler(
     handler: Arc<dyn Handler>,
     payload: Bytes,
     timeout: Option<Duration>,
-) -> Option<Bytes> {
+) -> Option<BytesMut> {
     let limit = server.options.limits.max_decompressed_size;
     let payload = match decompress(ctx.header().compress_type(), payload, limit) {
         Ok(p) => p,
