@@ -55,6 +55,30 @@
 //!   errors.
 //! - [`protocol`]: the wire format, codecs and compression (the `sextant-protocol` crate).
 //!
+//! ## Many servers: the XClient
+//!
+//! [`XClient`] calls one service on the servers a [`ServiceDiscovery`] lists, in rpcx's
+//! vocabulary: a [`SelectMode`] picks the server (random, round robin, smooth weighted, network
+//! quality, consistent hash, closest, or your own [`Selector`](selector::Selector)); a
+//! [`FailMode`] says what a failure does (`Failover`, `Failfast`, `Failtry`, `Failbackup`);
+//! per-server circuit [breakers](breaker) keep failing servers out; `fork`, `broadcast` and
+//! `inform` call every server. Servers in the same process are reached without a socket through
+//! an [`InProcess`](transport::InProcess) hub.
+//!
+//! ```no_run
+//! # async fn run() -> sextant::Result<()> {
+//! use sextant::discovery::Peer2PeerDiscovery;
+//! use sextant::{FailMode, SelectMode, XClient};
+//!
+//! let xclient = XClient::builder("Arith")
+//!     .fail_mode(FailMode::Failover)
+//!     .select_mode(SelectMode::RoundRobin)
+//!     .discovery(Peer2PeerDiscovery::new("tcp@127.0.0.1:8972", "")?)
+//!     .build()?;
+//! let c: i64 = xclient.call("Mul", &(10, 20)).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! ## Codecs
 //!
 //! The request's serialize type picks the codec; the reply uses the same. `serde` types work with
@@ -67,23 +91,28 @@
 //! - `thrift` (default): the Thrift codec.
 #![warn(missing_docs)]
 
+pub mod breaker;
 pub mod client;
 mod context;
 pub mod discovery;
 mod error;
 mod io;
+pub mod selector;
 pub mod server;
 pub mod transport;
+pub mod xclient;
 
 pub use client::{CallOptions, Client, ClientOptions, PendingCall, Response};
 pub use context::Context;
 pub use discovery::{KVPair, ServiceDiscovery};
 pub use error::{Error, Result, ServiceError};
+pub use selector::SelectMode;
 pub use server::{
     Method, RegisterOptions, Server, ServerBuilder, ServerOptions, ServerPlugin, ServerStats,
     Service,
 };
 pub use transport::{Address, PeerAddr};
+pub use xclient::{FailMode, XClient, XClientOptions};
 
 /// The wire format: messages, codecs, compression (re-export of `sextant-protocol`).
 pub use sextant_protocol as protocol;

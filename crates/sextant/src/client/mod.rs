@@ -166,6 +166,11 @@ pub struct CallOptions {
     pub serialize_type: Option<SerializeType>,
     /// Compress type for this call. Default: the client's.
     pub compress_type: Option<CompressType>,
+    /// Routing key for the XClient's consistent-hash selector: calls with the same key go to the
+    /// same server, whatever their arguments. Not sent to the server; a plain [`Client`] ignores
+    /// it, and an XClient whose selector does not hash rejects it. Default: none (the selector
+    /// hashes service path, method and arguments).
+    pub hash_key: Option<String>,
 }
 
 impl CallOptions {
@@ -199,6 +204,12 @@ impl CallOptions {
     /// Sets the compress type.
     pub fn compress_type(mut self, ct: CompressType) -> Self {
         self.compress_type = Some(ct);
+        self
+    }
+
+    /// Sets the consistent-hash routing key (see [`hash_key`](CallOptions::hash_key)).
+    pub fn hash_key(mut self, key: impl Into<String>) -> Self {
+        self.hash_key = Some(key.into());
         self
     }
 }

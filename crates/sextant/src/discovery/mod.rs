@@ -6,11 +6,23 @@
 //! every change publishes the whole new list.
 //!
 //! Implementations keep their list in a [`ServerList`], which owns the watch channel.
+//!
+//! Built in, as in rpcx: [`Peer2PeerDiscovery`] (one server), [`MultipleServersDiscovery`] (a
+//! list set in code, updatable at run time) and [`InprocessDiscovery`] (servers in the same
+//! process, over in-memory pipes).
 
 use std::fmt;
 use std::sync::Arc;
 
 use tokio::sync::watch;
+
+mod inprocess;
+mod multiple;
+mod peer2peer;
+
+pub use inprocess::InprocessDiscovery;
+pub use multiple::MultipleServersDiscovery;
+pub use peer2peer::Peer2PeerDiscovery;
 
 /// One server of a service: rpcx's `KVPair`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,6 +67,22 @@ pub trait ServiceDiscovery: Send + Sync + 'static {
 
     /// Stops watching the source; the last list stays in effect.
     fn close(&self) {}
+}
+
+/// A shared discovery is a discovery: keep an `Arc` to call, say,
+/// [`MultipleServersDiscovery::update`] while an XClient watches it.
+impl<D: ServiceDiscovery + ?Sized> ServiceDiscovery for Arc<D> {
+    fn get_services(&self) -> Servers {
+        (**self).get_services()
+    }
+
+    fn watch_services(&self) -> watch::Receiver<Servers> {
+        (**self).watch_services()
+    }
+
+    fn close(&self) {
+        (**self).close()
+    }
 }
 
 impl fmt::Debug for dyn ServiceDiscovery {

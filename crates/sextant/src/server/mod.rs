@@ -232,7 +232,7 @@ impl ServerBuilder {
 
     /// Builds the server.
     pub fn build(self) -> Server {
-        let server = Server {
+        Server {
             inner: Arc::new(ServerInner {
                 router: ArcSwap::from_pointee(Router::default()),
                 register_lock: Mutex::new(()),
@@ -251,8 +251,7 @@ impl ServerBuilder {
                 total_connections: AtomicU64::new(0),
                 calls: AtomicU64::new(0),
             }),
-        };
-        server
+        }
     }
 }
 
@@ -499,6 +498,28 @@ impl Server {
         let addr = listener.local_addr().map_err(Error::io)?;
         let inner = self.inner.clone();
         self.inner.tracker.spawn(accept_loop(inner, listener));
+        for p in self.inner.plugins().iter() {
+            p.on_listen(self, &addr);
+        }
+        Ok(addr)
+    }
+
+    /// Serves on a listener that is already bound, e.g. an in-process name from
+    /// [`InProcess::listen`](crate::transport::InProcess::listen), in a background task. Returns
+    /// the listener's address.
+    pub async fn start_listener(&self, listener: Listener) -> Result<Address> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        let addr = listener.local_addr().map_err(Error::io)?;
+        self.inner
+            .addresses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(addr.clone());
+        self.inner
+            .tracker
+            .spawn(accept_loop(self.inner.clone(), listener));
         for p in self.inner.plugins().iter() {
             p.on_listen(self, &addr);
         }

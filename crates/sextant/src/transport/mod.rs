@@ -2,7 +2,12 @@
 //!
 //! rpcx writes a server address as `network@address`: `tcp@127.0.0.1:8972`, `unix@/tmp/rpcx.sock`.
 //! [`Address`] parses that form (a bare `host:port` means TCP); [`Listener`] and [`Stream`] are the
-//! transports sextant can serve and dial today: TCP and unix sockets.
+//! transports sextant can serve and dial today: TCP, unix sockets, and in-process pipes
+//! (`inprocess@name`, see [`InProcess`]).
+
+mod memory;
+
+pub use memory::{InProcess, MemoryListener};
 
 use std::fmt;
 use std::io;
@@ -25,6 +30,8 @@ pub enum Network {
     Tcp,
     /// Unix domain socket (`unix`).
     Unix,
+    /// An in-memory pipe to a server in the same process (`inprocess`); see [`InProcess`].
+    InProcess,
 }
 
 impl Network {
@@ -33,6 +40,7 @@ impl Network {
         match self {
             Network::Tcp => "tcp",
             Network::Unix => "unix",
+            Network::InProcess => "inprocess",
         }
     }
 }
@@ -74,6 +82,14 @@ impl Address {
         }
     }
 
+    /// An in-process address: `inprocess@name`.
+    pub fn in_process(name: impl Into<String>) -> Address {
+        Address {
+            network: Network::InProcess,
+            addr: name.into(),
+        }
+    }
+
     /// Parses `network@address`, or a bare `host:port` as TCP.
     pub fn parse(s: &str) -> Result<Address, Error> {
         let invalid = |reason: String| Error::InvalidAddress {
@@ -90,6 +106,7 @@ impl Address {
         let network = match network {
             "tcp" | "tcp4" | "tcp6" => Network::Tcp,
             "unix" => Network::Unix,
+            "inprocess" => Network::InProcess,
             n if RPCX_ONLY_NETWORKS.contains(&n) => {
                 return Err(invalid(format!(
                     "network {n:?} is not supported by sextant yet; use tcp or unix"
@@ -97,7 +114,7 @@ impl Address {
             }
             n => {
                 return Err(invalid(format!(
-                    "unknown network {n:?}; expected tcp or unix"
+                    "unknown network {n:?}; expected tcp, unix or inprocess"
                 )))
             }
         };
@@ -175,6 +192,8 @@ pub enum PeerAddr {
     Tcp(SocketAddr),
     /// A unix socket peer (usually unnamed).
     Unix(Option<String>),
+    /// A client in the same process: the in-process name and a connection number.
+    InProcess(String),
 }
 
 impl fmt::Display for PeerAddr {
@@ -183,6 +202,7 @@ impl fmt::Display for PeerAddr {
             PeerAddr::Tcp(a) => write!(f, "tcp@{a}"),
             PeerAddr::Unix(Some(p)) => write!(f, "unix@{p}"),
             PeerAddr::Unix(None) => f.write_str("unix@(unnamed)"),
+            PeerAddr::InProcess(n) => write!(f, "inprocess@{n}"),
         }
     }
 }
@@ -194,10 +214,13 @@ pub enum Listener {
     Tcp(TcpListener),
     /// Unix socket; the path is removed when the listener is dropped.
     Unix(UnixListener, String),
+    /// An in-process name (from [`InProcess::listen`]); the name is freed when it is dropped.
+    Memory(MemoryListener),
 }
 
 impl Listener {
-    /// Binds `addr`. A stale unix socket file at the path is replaced.
+    /// Binds `addr`. A stale unix socket file at the path is replaced. An `inprocess@name`
+    /// address listens in the process-wide hub, [`InProcess::global`].
     pub async fn bind(addr: &Address) -> Result<Listener, Error> {
         let err = |e: io::Error| Error::Connect {
             address: addr.to_string(),
@@ -219,6 +242,7 @@ impl Listener {
                     addr.addr.clone(),
                 ))
             }
+            Network::InProcess => InProcess::global().listen(&addr.addr),
         }
     }
 
@@ -227,6 +251,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => Ok(Address::from(l.local_addr()?)),
             Listener::Unix(_, p) => Ok(Address::unix(p.clone())),
+            Listener::Memory(m) => Ok(Address::in_process(m.name())),
         }
     }
 
@@ -243,6 +268,7 @@ impl Listener {
                 let p = a.as_pathname().map(|p| p.display().to_string());
                 Ok((Stream::Unix(s), PeerAddr::Unix(p)))
             }
+            Listener::Memory(m) => m.accept().await,
         }
     }
 }
@@ -262,19 +288,26 @@ pub enum Stream {
     Tcp(TcpStream),
     /// Unix socket.
     Unix(UnixStream),
+    /// An in-process pipe (see [`InProcess`]).
+    Memory(tokio::io::DuplexStream),
 }
 
 impl Stream {
-    /// Dials `addr`, failing after `timeout`.
+    /// Dials `addr`, failing after `timeout`. An `inprocess@name` address is dialled in the
+    /// process-wide hub, [`InProcess::global`].
     pub async fn connect(addr: &Address, timeout: Duration) -> Result<Stream, Error> {
+        if addr.network == Network::InProcess {
+            // No handshake: connecting only queues the pipe for the server's accept loop.
+            return InProcess::global().connect(&addr.addr).await;
+        }
         let fut = async {
             match addr.network {
-                Network::Tcp => {
+                Network::Unix => Ok(Stream::Unix(UnixStream::connect(&addr.addr).await?)),
+                _ => {
                     let s = TcpStream::connect(&addr.addr).await?;
                     s.set_nodelay(true)?;
                     Ok(Stream::Tcp(s))
                 }
-                Network::Unix => Ok(Stream::Unix(UnixStream::connect(&addr.addr).await?)),
             }
         };
         match tokio::time::timeout(timeout, fut).await {
@@ -301,6 +334,10 @@ impl Stream {
                 let (r, w) = s.into_split();
                 (ReadHalf::Unix(r), WriteHalf::Unix(w))
             }
+            Stream::Memory(s) => {
+                let (r, w) = tokio::io::split(s);
+                (ReadHalf::Memory(r), WriteHalf::Memory(w))
+            }
         }
     }
 }
@@ -312,6 +349,8 @@ pub enum ReadHalf {
     Tcp(tokio::net::tcp::OwnedReadHalf),
     /// Unix socket.
     Unix(tokio::net::unix::OwnedReadHalf),
+    /// In-process pipe.
+    Memory(tokio::io::ReadHalf<tokio::io::DuplexStream>),
 }
 
 /// The writing half of a [`Stream`].
@@ -321,6 +360,8 @@ pub enum WriteHalf {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
     /// Unix socket.
     Unix(tokio::net::unix::OwnedWriteHalf),
+    /// In-process pipe.
+    Memory(tokio::io::WriteHalf<tokio::io::DuplexStream>),
 }
 
 impl AsyncRead for ReadHalf {
@@ -332,6 +373,7 @@ impl AsyncRead for ReadHalf {
         match self.get_mut() {
             ReadHalf::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             ReadHalf::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            ReadHalf::Memory(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -345,6 +387,7 @@ impl AsyncWrite for WriteHalf {
         match self.get_mut() {
             WriteHalf::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             WriteHalf::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            WriteHalf::Memory(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -356,17 +399,19 @@ impl AsyncWrite for WriteHalf {
         match self.get_mut() {
             WriteHalf::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             WriteHalf::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            WriteHalf::Memory(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        true
+        !matches!(self, WriteHalf::Memory(_))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             WriteHalf::Tcp(s) => Pin::new(s).poll_flush(cx),
             WriteHalf::Unix(s) => Pin::new(s).poll_flush(cx),
+            WriteHalf::Memory(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -374,6 +419,7 @@ impl AsyncWrite for WriteHalf {
         match self.get_mut() {
             WriteHalf::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             WriteHalf::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            WriteHalf::Memory(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -396,12 +442,16 @@ mod tests {
             Address::parse("unix@/tmp/x.sock").unwrap().network(),
             Network::Unix
         );
+        let a = Address::parse("inprocess@arith").unwrap();
+        assert_eq!(a.network(), Network::InProcess);
+        assert_eq!(a.to_string(), "inprocess@arith");
     }
 
     #[test]
     fn rejects_bad_addresses_clearly() {
         for (s, needle) in [
             ("carrier-pigeon@1.2.3.4:5", "unknown network"),
+            ("inprocess@", "empty"),
             ("quic@127.0.0.1:5", "not supported by sextant yet"),
             ("tcp@", "empty"),
             ("tcp@localhost", "host:port"),

@@ -1,0 +1,38 @@
+//! Shared pieces of the peer benchmarks that compare sextant with tonic and tarpc, reproducing
+//! rpcx-benchmark (github.com/rpcx-ecosystem/rpcx-benchmark):
+//!
+//! * [`message`]: the proto2 `BenchmarkMessage`, filled exactly as rpcx-benchmark's Go client
+//!   fills it (581 bytes of protobuf), and the server's `Hello.Say` (`field1 = "OK"`,
+//!   `field2 = 100`).
+//! * [`driver`]: the closed-loop load generator: `c` callers over `k` connections making `n`
+//!   calls, latencies in hdrhistograms. It only sees a closure "make one call on connection
+//!   `i`", so any RPC framework plugs in.
+//! * [`report`]: the human summary and the one-line JSON record.
+//! * [`cli`]: the `server` / `client` flags every peer binary takes, and the tokio runtime.
+//!
+//! Nothing here depends on sextant, so a sextant client can reuse the very same driver and
+//! output format:
+//!
+//! ```no_run
+//! use bench_common::{cli::ClientArgs, driver, message};
+//!
+//! async fn bench(args: ClientArgs) {
+//!     let config = args.load_config();
+//!     // Open `config.effective_connections()` connections here, then:
+//!     let result = driver::run(&config, |connection| async move {
+//!         let reply = message::say(message::prepare_args()); // replace with a real call
+//!         let _ = connection;
+//!         message::check_reply(&reply)
+//!     })
+//!     .await;
+//!     args.print_report("sextant", &config, &result);
+//! }
+//! ```
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod driver;
+pub mod message;
+pub mod report;
+
+pub use message::BenchmarkMessage;

@@ -1,0 +1,448 @@
+//! Registry engine processes for tests: etcd, Redis and ZooKeeper, each on free 127.0.0.1 ports
+//! with a temporary data directory, stopped (killed and reaped) when dropped.
+//!
+//! Binaries are found on `PATH` or through environment variables:
+//!
+//! | engine | how it is run | override |
+//! |---|---|---|
+//! | etcd | `etcd` (Debian package `etcd-server`) | `SEXTANT_ETCD` (path to `etcd`) |
+//! | Redis | `redis-server` (Debian package `redis-server`) | `SEXTANT_REDIS_SERVER` |
+//! | ZooKeeper | `java -cp /usr/share/java/zookeeper.jar org.apache.zookeeper.server.ZooKeeperServerMain zoo.cfg` (Debian package `zookeeper`; the jar's manifest names its dependencies) | `SEXTANT_ZOOKEEPER_CLASSPATH` (a Java class path) |
+//!
+//! When an engine is missing, [`EtcdServer::start`] and friends print a loud skip message and
+//! return `None`, unless `SEXTANT_REQUIRE_SERVICES=1`: then a missing engine fails the test.
+//! `scripts/services.sh install` installs all three.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Whether `SEXTANT_REQUIRE_SERVICES=1`: missing engines fail tests instead of skipping them.
+pub fn services_required() -> bool {
+    std::env::var("SEXTANT_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// Reports a missing engine: panics when services are required, else prints a loud skip
+/// message. Returns `None` for `let Some(x) = ... else { return }`.
+pub fn missing<T>(engine: &str, why: &str) -> Option<T> {
+    if services_required() {
+        panic!(
+            "{engine} is required (SEXTANT_REQUIRE_SERVICES=1) but {why}; \
+             install it with `scripts/services.sh install`"
+        );
+    }
+    eprintln!(
+        "\n!!!!!!!! SKIPPED: {engine} is not available ({why}).\n\
+         !!!!!!!! Install it with `scripts/services.sh install`, or set SEXTANT_REQUIRE_SERVICES=1 \
+         to make this a failure.\n"
+    );
+    None
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; another process could take it meanwhile,
+/// which is unlikely enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+fn find_binary(env: &str, name: &str) -> Option<PathBuf> {
+    if let Ok(p) = std::env::var(env) {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// How to run one engine: its command line and how to tell it is ready.
+#[derive(Debug, Clone)]
+struct Spec {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    port: u16,
+    ready: Ready,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ready {
+    /// `GET /health` answers with `"health":"true"` (etcd).
+    EtcdHealth,
+    /// `PING` answers `+PONG` (Redis).
+    RedisPing,
+    /// `ruok` answers `imok` (ZooKeeper).
+    ZkRuok,
+}
+
+/// A running engine process; killed and reaped on drop (also when a test panics), with its log
+/// printed if the test failed.
+#[derive(Debug)]
+struct Process {
+    spec: Spec,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Process {
+    async fn start(spec: Spec, log: PathBuf) -> Process {
+        let mut p = Process {
+            spec,
+            child: None,
+            log,
+        };
+        p.spawn().await;
+        p
+    }
+
+    async fn spawn(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "{} is already running",
+            self.spec.name
+        );
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("cannot open the engine log file");
+        let err = out.try_clone().expect("cannot open the engine log file");
+        let child = Command::new(&self.spec.program)
+            .args(&self.spec.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({}): {e}",
+                    self.spec.name,
+                    self.spec.program.display()
+                )
+            });
+        self.child = Some(child);
+        // Bounded: 300 checks, 100 ms apart (30 s) — engines here start in about a second.
+        for _ in 0..300 {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                panic!(
+                    "{} exited at start with {status}; its log:\n{}",
+                    self.spec.name,
+                    self.log_tail()
+                );
+            }
+            if self.is_ready().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.kill();
+        panic!(
+            "{} did not become ready on 127.0.0.1:{} within 30 s; its log:\n{}",
+            self.spec.name,
+            self.spec.port,
+            self.log_tail()
+        );
+    }
+
+    async fn is_ready(&self) -> bool {
+        let probe = async {
+            let mut s = TcpStream::connect(("127.0.0.1", self.spec.port))
+                .await
+                .ok()?;
+            let (req, want): (&[u8], &str) = match self.spec.ready {
+                Ready::EtcdHealth => (
+                    b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+                    "\"health\":\"true\"",
+                ),
+                Ready::RedisPing => (b"PING\r\n", "+PONG"),
+                Ready::ZkRuok => (b"ruok", "imok"),
+            };
+            s.write_all(req).await.ok()?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            loop {
+                let n = s.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if String::from_utf8_lossy(&buf).contains(want) {
+                    return Some(());
+                }
+            }
+            String::from_utf8_lossy(&buf).contains(want).then_some(())
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), probe).await,
+            Ok(Some(()))
+        )
+    }
+
+    /// Kills the process (SIGKILL: a crash; the data directory stays) and reaps it.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let s = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- last lines of the {} log ({}) ----\n{}",
+                self.spec.name,
+                self.log.display(),
+                self.log_tail()
+            );
+        }
+    }
+}
+
+/// An engine started for a test: stop it, start it again (same port, same data), drop it to
+/// kill it.
+#[derive(Debug)]
+pub struct Engine {
+    process: Process,
+    // Declared after `process` so the directory outlives the process.
+    dir: tempfile::TempDir,
+}
+
+impl Engine {
+    async fn start(spec: Spec, dir: tempfile::TempDir) -> Engine {
+        let log = dir.path().join(format!("{}.log", spec.name));
+        Engine {
+            process: Process::start(spec, log).await,
+            dir,
+        }
+    }
+
+    /// The client port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.process.spec.port
+    }
+
+    /// `127.0.0.1:{port}`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port())
+    }
+
+    /// The temporary data directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the engine (as a crash would); its data stays for [`start_again`](Self::start_again).
+    pub fn stop(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the engine again on the same port with the same data, and waits until it is ready.
+    pub async fn start_again(&mut self) {
+        self.process.spawn().await;
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.process.child.is_some()
+    }
+}
+
+fn temp_dir(engine: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("sextant-{engine}-"))
+        .tempdir()
+        .expect("cannot create a temporary directory")
+}
+
+/// etcd v3 started for a test.
+pub struct EtcdServer;
+
+impl EtcdServer {
+    /// Starts etcd on a free port, or `None` (after a loud message) if it is not installed.
+    pub async fn start() -> Option<Engine> {
+        Self::start_on(free_port()).await
+    }
+
+    /// Starts etcd with its client port at `port`.
+    pub async fn start_on(port: u16) -> Option<Engine> {
+        let Some(program) = find_binary("SEXTANT_ETCD", "etcd") else {
+            return missing("etcd", "no `etcd` on PATH (Debian package etcd-server)");
+        };
+        let dir = temp_dir("etcd");
+        let peer = free_port();
+        let data = dir.path().join("data");
+        let client_url = format!("http://127.0.0.1:{port}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let args = vec![
+            "--name".into(),
+            "sextant-test".into(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--listen-client-urls".into(),
+            client_url.clone(),
+            "--advertise-client-urls".into(),
+            client_url,
+            "--listen-peer-urls".into(),
+            peer_url.clone(),
+            "--initial-advertise-peer-urls".into(),
+            peer_url.clone(),
+            "--initial-cluster".into(),
+            format!("sextant-test={peer_url}"),
+            "--initial-cluster-state".into(),
+            "new".into(),
+            "--logger".into(),
+            "zap".into(),
+            "--log-level".into(),
+            "warn".into(),
+        ];
+        let spec = Spec {
+            name: "etcd",
+            program,
+            args,
+            port,
+            ready: Ready::EtcdHealth,
+        };
+        Some(Engine::start(spec, dir).await)
+    }
+}
+
+/// Redis started for a test, with append-only persistence (fsync on every write), so a restart
+/// keeps the keys and their TTLs.
+pub struct RedisServer;
+
+impl RedisServer {
+    /// Starts Redis on a free port, or `None` (after a loud message) if it is not installed.
+    /// `notify_keyspace_events` is passed as `--notify-keyspace-events` (`""` disables them).
+    pub async fn start(notify_keyspace_events: &str) -> Option<Engine> {
+        Self::start_on(free_port(), notify_keyspace_events).await
+    }
+
+    /// Starts Redis on `port`.
+    pub async fn start_on(port: u16, notify_keyspace_events: &str) -> Option<Engine> {
+        let Some(program) = find_binary("SEXTANT_REDIS_SERVER", "redis-server") else {
+            return missing(
+                "redis-server",
+                "no `redis-server` on PATH (Debian package redis-server)",
+            );
+        };
+        let dir = temp_dir("redis");
+        let args = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            dir.path().display().to_string(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "yes".into(),
+            "--appendfsync".into(),
+            "always".into(),
+            "--daemonize".into(),
+            "no".into(),
+            "--notify-keyspace-events".into(),
+            notify_keyspace_events.into(),
+        ];
+        let spec = Spec {
+            name: "redis",
+            program,
+            args,
+            port,
+            ready: Ready::RedisPing,
+        };
+        Some(Engine::start(spec, dir).await)
+    }
+}
+
+/// ZooKeeper (standalone) started for a test, with tick time 500 ms so that session timeouts
+/// from 1 s are allowed.
+pub struct ZooKeeperServer;
+
+impl ZooKeeperServer {
+    /// Starts ZooKeeper on a free port, or `None` (after a loud message) if it is not installed.
+    pub async fn start() -> Option<Engine> {
+        Self::start_on(free_port()).await
+    }
+
+    /// Starts ZooKeeper on `port`.
+    pub async fn start_on(port: u16) -> Option<Engine> {
+        let Some(java) = find_binary("JAVA", "java") else {
+            return missing("zookeeper", "no `java` on PATH (Debian package zookeeper)");
+        };
+        let classpath = match std::env::var("SEXTANT_ZOOKEEPER_CLASSPATH") {
+            Ok(cp) => cp,
+            Err(_) => {
+                let jar = Path::new("/usr/share/java/zookeeper.jar");
+                if !jar.is_file() {
+                    return missing(
+                        "zookeeper",
+                        "no /usr/share/java/zookeeper.jar (Debian package zookeeper); or set \
+                         SEXTANT_ZOOKEEPER_CLASSPATH",
+                    );
+                }
+                jar.display().to_string()
+            }
+        };
+        let dir = temp_dir("zookeeper");
+        let data = dir.path().join("data");
+        fs::create_dir_all(&data).expect("cannot create the ZooKeeper data directory");
+        let cfg = dir.path().join("zoo.cfg");
+        fs::write(
+            &cfg,
+            format!(
+                "tickTime=500\n\
+                 dataDir={}\n\
+                 clientPort={port}\n\
+                 clientPortAddress=127.0.0.1\n\
+                 minSessionTimeout=1000\n\
+                 maxSessionTimeout=60000\n\
+                 admin.enableServer=false\n\
+                 4lw.commands.whitelist=ruok,srvr,stat\n\
+                 maxClientCnxns=0\n",
+                data.display()
+            ),
+        )
+        .expect("cannot write zoo.cfg");
+        let args = vec![
+            "-Xmx256m".into(),
+            "-XX:+UseSerialGC".into(),
+            "-cp".into(),
+            classpath,
+            "org.apache.zookeeper.server.ZooKeeperServerMain".into(),
+            cfg.display().to_string(),
+        ];
+        let spec = Spec {
+            name: "zookeeper",
+            program: java,
+            args,
+            port,
+            ready: Ready::ZkRuok,
+        };
+        Some(Engine::start(spec, dir).await)
+    }
+}

@@ -1,0 +1,43 @@
+//! [`Peer2PeerDiscovery`]: one fixed server, no registry.
+
+use tokio::sync::watch;
+
+use super::{KVPair, ServerList, Servers, ServiceDiscovery};
+use crate::error::Result;
+use crate::transport::Address;
+
+/// One server, given up front (rpcx's `Peer2PeerDiscovery`): the client dials it directly.
+///
+/// ```
+/// use sextant::discovery::{Peer2PeerDiscovery, ServiceDiscovery};
+/// let d = Peer2PeerDiscovery::new("tcp@127.0.0.1:8972", "")?;
+/// assert_eq!(d.get_services()[0].key, "tcp@127.0.0.1:8972");
+/// assert!(Peer2PeerDiscovery::new("carrier-pigeon@1.2.3.4:5", "").is_err());
+/// # Ok::<(), sextant::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Peer2PeerDiscovery {
+    list: ServerList,
+}
+
+impl Peer2PeerDiscovery {
+    /// The server at `address` (`tcp@host:port`, `unix@/path`, `inprocess@name`, or `host:port`)
+    /// with its metadata query string (may be empty). Fails when the address cannot be parsed or
+    /// names a network sextant cannot dial.
+    pub fn new(address: &str, metadata: &str) -> Result<Peer2PeerDiscovery> {
+        Address::parse(address)?;
+        Ok(Peer2PeerDiscovery {
+            list: ServerList::new(vec![KVPair::new(address, metadata)]),
+        })
+    }
+}
+
+impl ServiceDiscovery for Peer2PeerDiscovery {
+    fn get_services(&self) -> Servers {
+        self.list.get()
+    }
+
+    fn watch_services(&self) -> watch::Receiver<Servers> {
+        self.list.subscribe()
+    }
+}

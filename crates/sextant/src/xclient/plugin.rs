@@ -1,0 +1,57 @@
+//! Client plugins: rpcx's client plugin points as one trait with no-op defaults.
+//!
+//! Hooks run in the order the plugins were added, on the task that triggers them, so they must
+//! be quick. Per call: [`pre_call`](ClientPlugin::pre_call) before each attempt is sent (after
+//! the server is chosen), [`post_call`](ClientPlugin::post_call) when the attempt ends — so a call
+//! that fails over to a second server runs both hooks twice. Per connection:
+//! [`conn_created`](ClientPlugin::conn_created) after a dial succeeds,
+//! [`conn_create_failed`](ClientPlugin::conn_create_failed) after one fails, and
+//! [`client_connection_close`](ClientPlugin::client_connection_close) when the XClient drops a
+//! connection (broken, server left discovery, XClient closed).
+
+use std::time::Duration;
+
+use sextant_protocol::Metadata;
+
+use crate::error::{Error, Result};
+
+/// One attempt of a call, as plugins see it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CallInfo<'a> {
+    /// The service (rpcx's `servicePath`).
+    pub service_path: &'a str,
+    /// The method (rpcx's `serviceMethod`).
+    pub service_method: &'a str,
+    /// The server chosen for this attempt, as discovery lists it.
+    pub server: &'a str,
+    /// 0 for the first attempt of a call, then 1, 2, … for retries and backups.
+    pub attempt: u32,
+    /// The request metadata (including `__AUTH` when the XClient has a token).
+    pub metadata: &'a Metadata,
+}
+
+/// Hooks into an XClient's calls and connections (rpcx's client `Plugin` family). Every method
+/// has a no-op default.
+#[allow(unused_variables)]
+pub trait ClientPlugin: Send + Sync + 'static {
+    /// Before an attempt is sent (rpcx's `PreCallPlugin`). An error fails the call with that
+    /// error, without retrying unless the error is retryable.
+    fn pre_call(&self, call: &CallInfo<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    /// After an attempt ended (rpcx's `PostCallPlugin`), with its error if it failed and how long
+    /// it took.
+    fn post_call(&self, call: &CallInfo<'_>, error: Option<&Error>, elapsed: Duration) {}
+
+    /// A connection to `server` was established (rpcx's `ConnCreatedPlugin` /
+    /// `ClientConnectedPlugin`).
+    fn conn_created(&self, server: &str) {}
+
+    /// Dialling `server` failed (rpcx's `ConnCreateFailedPlugin`).
+    fn conn_create_failed(&self, server: &str, error: &Error) {}
+
+    /// The XClient let go of its connection to `server` (rpcx's `ClientConnectionClosePlugin`).
+    fn client_connection_close(&self, server: &str) {}
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Registry engines for sextant's registry tests (etcd, ZooKeeper, Redis).
+#
+#   scripts/services.sh install   install Debian's etcd-server, zookeeper and redis-server when
+#                                 missing, and protobuf-compiler (`protoc`: the etcd-client crate
+#                                 used by sextant-etcd compiles etcd's .proto files when it builds)
+#                                 (root: one `apt-get update`, then
+#                                 `apt-get install -y --no-install-recommends ...`); idempotent and
+#                                 fast when everything is there
+#   scripts/services.sh where     print where the engines' binaries are (exit 1 if one is missing)
+#
+# The tests never use system-wide services: each test starts its own engine process on a free
+# 127.0.0.1 port with a temporary data directory and stops it when done (see
+# crates/sextant-registry-testkit). They find the binaries on PATH, in the Debian locations printed
+# by `where`, or through SEXTANT_ETCD, SEXTANT_REDIS_SERVER and SEXTANT_ZOOKEEPER_HOME.
+#
+# Consul is not installed: no package of it exists in the registries this machine reaches. The
+# Consul backend is tested against an in-process server implementing the Consul HTTP endpoints it
+# uses (crates/sextant-consul/README.md).
+set -euo pipefail
+
+# Debian's zookeeper package ships jars, not a server launcher on PATH; the tests run the class
+# org.apache.zookeeper.server.quorum.QuorumPeerMain with this class path.
+ZK_HOME_DEFAULT=/usr/share/zookeeper
+
+etcd_bin() { command -v "${SEXTANT_ETCD:-etcd}" 2>/dev/null || true; }
+redis_bin() { command -v "${SEXTANT_REDIS_SERVER:-redis-server}" 2>/dev/null || true; }
+zk_home() {
+    local home="${SEXTANT_ZOOKEEPER_HOME:-$ZK_HOME_DEFAULT}"
+    if [ -f "$home/zookeeper.jar" ] || ls "$home"/lib/zookeeper*.jar >/dev/null 2>&1 \
+        || ls /usr/share/java/zookeeper*.jar >/dev/null 2>&1; then
+        echo "$home"
+    fi
+}
+java_bin() { command -v java 2>/dev/null || true; }
+protoc_bin() { command -v "${PROTOC:-protoc}" 2>/dev/null || true; }
+
+missing_packages() {
+    local pkgs=()
+    [ -n "$(etcd_bin)" ] || pkgs+=(etcd-server)
+    [ -n "$(redis_bin)" ] || pkgs+=(redis-server)
+    if [ -z "$(zk_home)" ] || [ -z "$(java_bin)" ]; then pkgs+=(zookeeper); fi
+    [ -n "$(protoc_bin)" ] || pkgs+=(protobuf-compiler)
+    echo "${pkgs[@]:-}"
+}
+
+where() {
+    local ok=0
+    printf 'etcd:         %s\n' "$(etcd_bin || true)"
+    [ -n "$(etcd_bin)" ] || { echo '  missing (package etcd-server)'; ok=1; }
+    printf 'redis-server: %s\n' "$(redis_bin || true)"
+    [ -n "$(redis_bin)" ] || { echo '  missing (package redis-server)'; ok=1; }
+    printf 'zookeeper:    %s (java: %s)\n' "$(zk_home || true)" "$(java_bin || true)"
+    if [ -z "$(zk_home)" ] || [ -z "$(java_bin)" ]; then
+        echo '  missing (package zookeeper)'
+        ok=1
+    else
+        printf '  server jar: %s\n' "$(ls /usr/share/java/zookeeper.jar 2>/dev/null)"
+    fi
+    printf 'protoc:       %s\n' "$(protoc_bin || true)"
+    [ -n "$(protoc_bin)" ] || { echo '  missing (package protobuf-compiler)'; ok=1; }
+    return $ok
+}
+
+install() {
+    local missing
+    missing="$(missing_packages)"
+    if [ -z "${missing// /}" ]; then
+        echo "services.sh: etcd, zookeeper, redis-server and protoc are already installed"
+        where
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "services.sh: need root to install: $missing" >&2
+        echo "  run: sudo $0 install" >&2
+        exit 1
+    fi
+    echo "services.sh: installing $missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    # shellcheck disable=SC2086 # word splitting of the package list is intended
+    apt-get install -y --no-install-recommends $missing
+    # The packages enable system services; the tests never use them (they start their own engines
+    # on free ports), so leave them stopped where a service manager exists.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now etcd zookeeper redis-server >/dev/null 2>&1 || true
+    fi
+    where
+}
+
+case "${1:-}" in
+    install) install ;;
+    where) where ;;
+    *)
+        echo "usage: $0 install|where" >&2
+        exit 2
+        ;;
+esac
