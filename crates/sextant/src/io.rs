@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -14,16 +14,26 @@ use crate::transport::WriteHalf;
 const DIRECT_WRITE: usize = 32 * 1024;
 /// A batch is written once it reaches this size.
 const BATCH_LIMIT: usize = 64 * 1024;
+/// A writer idle for this long gives its batch buffer back.
+const QUIET_AFTER: Duration = Duration::from_secs(1);
 
 /// Writes frames from `rx` until every sender is gone or `stop` fires; then shuts the stream down.
 /// Returns the I/O error that ended it, if any.
+///
+/// A lone frame is written as it is; when several are queued they are copied into one batch and
+/// written with one call, up to [`BATCH_LIMIT`] bytes.
 pub(crate) async fn write_loop(
     mut wr: WriteHalf,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<BytesMut>,
     write_timeout: Option<Duration>,
     stop: CancellationToken,
 ) -> Option<std::io::Error> {
-    let mut batch = BytesMut::with_capacity(BATCH_LIMIT);
+    let mut batch = BytesMut::new();
+    // Releases the batch buffer once the writer has been idle for QUIET_AFTER; re-armed at most
+    // once per QUIET_AFTER, so a busy writer pays almost nothing for it.
+    let mut quiet_timer = Box::pin(tokio::time::sleep(QUIET_AFTER));
+    let mut quiet_timer_armed = false;
+    let mut batched_since_tick = false;
     let result = loop {
         let first = tokio::select! {
             biased;
@@ -32,24 +42,52 @@ pub(crate) async fn write_loop(
                 None => break None,
             },
             _ = stop.cancelled() => break None,
+            _ = &mut quiet_timer, if quiet_timer_armed => {
+                if batched_since_tick {
+                    batched_since_tick = false;
+                    quiet_timer.as_mut().reset(tokio::time::Instant::now() + QUIET_AFTER);
+                } else {
+                    quiet_timer_armed = false;
+                    batch = BytesMut::new();
+                }
+                continue;
+            }
         };
-        let mut big: Option<Bytes> = None;
-        if first.len() >= DIRECT_WRITE {
-            big = Some(first);
-        } else {
-            batch.extend_from_slice(&first);
-            while batch.len() < BATCH_LIMIT {
-                match rx.try_recv() {
-                    Ok(f) if f.len() >= DIRECT_WRITE => {
+        let mut single: Option<BytesMut> = None;
+        let mut big: Option<BytesMut> = None;
+        match rx.try_recv() {
+            Err(_) => single = Some(first),
+            Ok(second) => {
+                if batch.capacity() == 0 {
+                    batch.reserve(BATCH_LIMIT / 4);
+                }
+                batched_since_tick = true;
+                if !quiet_timer_armed {
+                    quiet_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + QUIET_AFTER);
+                    quiet_timer_armed = true;
+                }
+                for f in [first, second] {
+                    if f.len() >= DIRECT_WRITE {
                         big = Some(f);
                         break;
                     }
-                    Ok(f) => batch.extend_from_slice(&f),
-                    Err(_) => break,
+                    batch.extend_from_slice(&f);
+                }
+                while big.is_none() && batch.len() < BATCH_LIMIT {
+                    match rx.try_recv() {
+                        Ok(f) if f.len() >= DIRECT_WRITE => big = Some(f),
+                        Ok(f) => batch.extend_from_slice(&f),
+                        Err(_) => break,
+                    }
                 }
             }
         }
         let write = async {
+            if let Some(mut f) = single.take() {
+                wr.write_all_buf(&mut f).await?;
+            }
             if !batch.is_empty() {
                 wr.write_all_buf(&mut batch).await?;
             }

@@ -31,8 +31,8 @@ use bytes::{Bytes, BytesMut};
 use sextant_protocol::codec::Codecs;
 use sextant_protocol::compress::{compress_into, decompress, should_compress};
 use sextant_protocol::{
-    begin_frame, finish_frame, keys, CompressType, Decode, Decoder, Encode, Header, Limits,
-    Message, MessageStatusType, MessageType, Metadata, SerializeType,
+    begin_frame, finish_frame, keys, ByteStr, CompressType, Decode, Decoder, Encode, Header,
+    Limits, Message, MessageStatusType, MessageType, Metadata, SerializeType,
 };
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
@@ -264,9 +264,11 @@ impl Shared {
 
 struct ClientInner {
     address: Address,
+    /// `address` as text, for `__ServerAddress` without formatting per call.
+    address_text: sextant_protocol::ByteStr,
     options: ClientOptions,
     seq: AtomicU64,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<BytesMut>,
     shared: Arc<Shared>,
     server_messages: Mutex<Option<mpsc::Receiver<Message>>>,
 }
@@ -306,7 +308,7 @@ impl Client {
     /// A client over an already connected stream.
     pub fn from_stream(address: Address, stream: Stream, options: ClientOptions) -> Client {
         let (rd, wr) = stream.into_split();
-        let (tx, rx) = mpsc::channel::<Bytes>(1024);
+        let (tx, rx) = mpsc::channel::<BytesMut>(1024);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 calls: HashMap::new(),
@@ -333,6 +335,7 @@ impl Client {
 
         let client = Client {
             inner: Arc::new(ClientInner {
+                address_text: address.to_string().into(),
                 address,
                 options,
                 seq: AtomicU64::new(0),
@@ -397,11 +400,12 @@ impl Client {
         A: Encode + ?Sized,
         R: Decode,
     {
-        Ok(self
+        let mut call = self
             .go(service_path, service_method, args, CallOptions::default())
-            .await?
-            .await?
-            .reply)
+            .await?;
+        // The caller only wants the reply: skip building response metadata.
+        call.want_metadata = false;
+        Ok(call.await?.reply)
     }
 
     /// Like [`call`](Client::call), with per-call options; returns the response metadata too.
@@ -447,16 +451,13 @@ impl Client {
             false,
         )?;
         let rx = self.send_frame(seq, frame).await?;
-        let st = options
-            .serialize_type
-            .unwrap_or(self.inner.options.serialize_type);
         Ok(PendingCall {
             rx,
             seq,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
             client: self.inner.clone(),
-            serialize_type: st,
             done: false,
+            want_metadata: true,
             _reply: PhantomData,
         })
     }
@@ -509,7 +510,8 @@ impl Client {
         p[0] = 0xd3;
         p[1..].copy_from_slice(&nanos.to_be_bytes());
         m.payload = Bytes::copy_from_slice(&p);
-        let frame = m.to_bytes()?;
+        let mut frame = BytesMut::with_capacity(m.encoded_len());
+        m.encode(&mut frame)?;
         let rx = self.send_frame(seq, frame).await?;
         let wait = self.inner.options.max_wait_for_heartbeat;
         let guard = RemoveOnDrop {
@@ -536,7 +538,7 @@ impl Client {
         options: &CallOptions,
         timeout: Option<Duration>,
         oneway: bool,
-    ) -> Result<Bytes> {
+    ) -> Result<BytesMut> {
         let o = &self.inner.options;
         let st = options.serialize_type.unwrap_or(o.serialize_type);
         let ct = options.compress_type.unwrap_or(o.compress_type);
@@ -569,13 +571,13 @@ impl Client {
             buf[at..at + 12].copy_from_slice(header.as_bytes());
         }
         finish_frame(&mut buf, frame)?;
-        Ok(buf.freeze())
+        Ok(buf)
     }
 
     async fn send_frame(
         &self,
         seq: u64,
-        frame: Bytes,
+        frame: BytesMut,
     ) -> Result<oneshot::Receiver<Result<Message>>> {
         let (tx, rx) = oneshot::channel();
         {
@@ -611,8 +613,8 @@ pub struct PendingCall<R> {
     seq: u64,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     client: Arc<ClientInner>,
-    serialize_type: SerializeType,
     done: bool,
+    want_metadata: bool,
     _reply: PhantomData<fn() -> R>,
 }
 
@@ -665,7 +667,7 @@ impl<R: Decode> Future for PendingCall<R> {
                         .unwrap_or(Error::Closed)))
                 }
             };
-            return Poll::Ready(decode_response(msg, this.serialize_type, &this.client));
+            return Poll::Ready(decode_response(msg, this.want_metadata, &this.client));
         }
         if let Some(d) = this.deadline.as_mut() {
             ready!(d.as_mut().poll(cx));
@@ -679,19 +681,25 @@ impl<R: Decode> Future for PendingCall<R> {
 
 fn decode_response<R: Decode>(
     msg: Message,
-    requested: SerializeType,
+    want_metadata: bool,
     client: &ClientInner,
 ) -> Result<Response<R>> {
+    let server_address = || {
+        (
+            ByteStr::from_static(keys::SERVER_ADDRESS),
+            client.address_text.clone(),
+        )
+    };
     let mut metadata = msg.metadata;
     if msg.header.status() == MessageStatusType::Error {
         let text = metadata
             .get(keys::SERVICE_ERROR)
             .unwrap_or("unknown service error")
             .to_string();
-        metadata.insert(keys::SERVER_ADDRESS, client.address.to_string());
+        let (k, v) = server_address();
+        metadata.insert(k, v);
         return Err(Error::Service(ServiceError::with_metadata(text, metadata)));
     }
-    let _ = requested;
     let payload = decompress(
         msg.header.compress_type(),
         msg.payload,
@@ -702,7 +710,10 @@ fn decode_response<R: Decode>(
         &client.options.codecs,
         &payload,
     )?;
-    metadata.insert(keys::SERVER_ADDRESS, client.address.to_string());
+    if want_metadata {
+        let (k, v) = server_address();
+        metadata.insert(k, v);
+    }
     Ok(Response { reply, metadata })
 }
 

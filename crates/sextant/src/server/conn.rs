@@ -25,6 +25,9 @@ use crate::context::Context;
 use crate::transport::{PeerAddr, Stream};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// A connection with no bytes read for this long gives its read buffer back, so that many idle
+/// connections cost little memory.
+const QUIET_AFTER: Duration = Duration::from_secs(1);
 
 pub(crate) async fn serve_conn(server: Arc<ServerInner>, stream: Stream, peer: PeerAddr) {
     if !server.plugins().iter().all(|p| p.on_conn_accept(&peer)) {
@@ -44,7 +47,7 @@ async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAd
     let peer = peer.clone();
     let opts = &server.options;
     let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Bytes>(opts.max_concurrent_requests.max(1) + 16);
+    let (tx, rx) = mpsc::channel::<BytesMut>(opts.max_concurrent_requests.max(1) + 16);
     // Closing this connection alone (write failure, force close) without touching the server.
     let conn_stop = server.force.child_token();
     let writer = tokio::spawn(crate::io::write_loop(
@@ -55,7 +58,12 @@ async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAd
     ));
     let permits = Arc::new(Semaphore::new(opts.max_concurrent_requests.max(1)));
     let mut decoder = Decoder::new(opts.limits);
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::new();
+    // `quiet`: the buffer was released; the next read uses a small one until data flows again.
+    let mut quiet = true;
+    let mut read_since_tick = false;
+    let mut quiet_timer = Box::pin(tokio::time::sleep(QUIET_AFTER));
+    let mut quiet_timer_armed = false;
     let mut last_activity = Instant::now();
     let mut message_started: Option<Instant> = None;
 
@@ -94,7 +102,7 @@ async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAd
             message_started = Some(Instant::now());
         }
 
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        if !quiet && buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
         let idle = opts.idle_timeout.map(|t| (t, last_activity + t));
@@ -117,12 +125,32 @@ async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAd
                     }
                     break 'conn;
                 }
-                Ok(_) => {}
+                Ok(_) => {
+                    quiet = false;
+                    read_since_tick = true;
+                    if !quiet_timer_armed {
+                        quiet_timer.as_mut().reset((Instant::now() + QUIET_AFTER).into());
+                        quiet_timer_armed = true;
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "read error");
                     break 'conn;
                 }
             },
+            // Re-armed at most once a second, so busy connections pay almost nothing for it.
+            _ = &mut quiet_timer, if quiet_timer_armed => {
+                if read_since_tick {
+                    read_since_tick = false;
+                    quiet_timer.as_mut().reset((Instant::now() + QUIET_AFTER).into());
+                } else {
+                    quiet_timer_armed = false;
+                    if buf.is_empty() {
+                        buf = BytesMut::new();
+                        quiet = true;
+                    }
+                }
+            }
             _ = sleep_until(wake.map(|w| w.1)), if wake.is_some() => {
                 let in_flight = permits.available_permits() < opts.max_concurrent_requests.max(1);
                 let now = Instant::now();
@@ -169,7 +197,7 @@ async fn handle_message(
     server: &Arc<ServerInner>,
     msg: Message,
     peer: &PeerAddr,
-    tx: &mpsc::Sender<Bytes>,
+    tx: &mpsc::Sender<BytesMut>,
     permits: &Arc<Semaphore>,
     conn_stop: &CancellationToken,
 ) -> Flow {
@@ -183,7 +211,7 @@ async fn handle_message(
         let mut res = msg;
         res.header.set_message_type(MessageType::Response);
         let mut b = BytesMut::with_capacity(res.encoded_len());
-        if res.encode(&mut b).is_ok() && tx.send(b.freeze()).await.is_err() {
+        if res.encode(&mut b).is_ok() && tx.send(b).await.is_err() {
             return Flow::Close;
         }
         return Flow::Continue;
@@ -232,7 +260,7 @@ async fn handle_message(
     Flow::Continue
 }
 
-async fn process(server: &Arc<ServerInner>, msg: Message, peer: PeerAddr) -> Option<Bytes> {
+async fn process(server: &Arc<ServerInner>, msg: Message, peer: PeerAddr) -> Option<BytesMut> {
     let Message {
         header,
         service_path,
@@ -291,7 +319,7 @@ async fn run_handler(
     handler: Arc<dyn Handler>,
     payload: Bytes,
     timeout: Option<Duration>,
-) -> Option<Bytes> {
+) -> Option<BytesMut> {
     let limit = server.options.limits.max_decompressed_size;
     let payload = match decompress(ctx.header().compress_type(), payload, limit) {
         Ok(p) => p,

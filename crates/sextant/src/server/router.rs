@@ -31,7 +31,7 @@ pub(crate) trait Handler: Send + Sync + 'static {
         ctx: Context,
         payload: Bytes,
         env: &Arc<Env>,
-    ) -> BoxFuture<'static, Option<Bytes>>;
+    ) -> BoxFuture<'static, Option<BytesMut>>;
 }
 
 /// One method of a service: its wire name and its handler.
@@ -101,7 +101,7 @@ where
         ctx: Context,
         payload: Bytes,
         env: &Arc<Env>,
-    ) -> BoxFuture<'static, Option<Bytes>> {
+    ) -> BoxFuture<'static, Option<BytesMut>> {
         let args = match A::decode(ctx.serialize_type(), &env.codecs, &payload) {
             Ok(a) => a,
             Err(e) => return futures::future::ready(error_frame(&ctx, &e.to_string())).boxed(),
@@ -125,7 +125,12 @@ where
 /// The response frame for a call whose handler ran: the reply encoded with the request's
 /// serialize type, compressed when the request was and the payload is over 1024 bytes; with
 /// `error`, status error and `__rpcx_error__` set (the reply is still encoded, as rpcx does).
-fn reply_frame<R: Encode>(ctx: &Context, codecs: &Codecs, error: Option<&str>, reply: &R) -> Bytes {
+fn reply_frame<R: Encode>(
+    ctx: &Context,
+    codecs: &Codecs,
+    error: Option<&str>,
+    reply: &R,
+) -> BytesMut {
     let req_header = ctx.header();
     let mut header = req_header.response_header();
     let metadata = response_metadata(ctx, error);
@@ -162,7 +167,7 @@ fn reply_frame<R: Encode>(ctx: &Context, codecs: &Codecs, error: Option<&str>, r
         }
     }
     match finish_frame(&mut buf, frame) {
-        Ok(()) => buf.freeze(),
+        Ok(()) => buf,
         Err(e) => error_frame_with(ctx, &e.to_string(), Metadata::new()).unwrap_or_default(),
     }
 }
@@ -181,12 +186,12 @@ fn response_metadata(ctx: &Context, error: Option<&str>) -> Metadata {
 }
 
 /// An error response with an empty payload, or `None` for a oneway request.
-pub(crate) fn error_frame(ctx: &Context, text: &str) -> Option<Bytes> {
+pub(crate) fn error_frame(ctx: &Context, text: &str) -> Option<BytesMut> {
     let meta = ctx.take_response_metadata();
     error_frame_with(ctx, text, meta)
 }
 
-fn error_frame_with(ctx: &Context, text: &str, extra: Metadata) -> Option<Bytes> {
+fn error_frame_with(ctx: &Context, text: &str, extra: Metadata) -> Option<BytesMut> {
     error_frame_for(
         ctx.header(),
         ctx.service_path(),
@@ -203,7 +208,7 @@ pub(crate) fn error_frame_for(
     service_method: &str,
     text: &str,
     extra: &Metadata,
-) -> Option<Bytes> {
+) -> Option<BytesMut> {
     if header.is_oneway() {
         return None;
     }
@@ -216,7 +221,7 @@ pub(crate) fn error_frame_for(
         BytesMut::with_capacity(64 + text.len() + service_path.len() + service_method.len());
     let frame = begin_frame(&mut buf, &h, service_path, service_method, &meta).ok()?;
     finish_frame(&mut buf, frame).ok()?;
-    Some(buf.freeze())
+    Some(buf)
 }
 
 /// A registered service: its metadata string and its methods.
