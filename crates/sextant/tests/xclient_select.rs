@@ -172,7 +172,7 @@ async fn weighted_icmp_measures_and_weighs() {
         Duration::from_secs(60),
         probe,
     ));
-    x.set_selector(SharedSelector(icmp.clone()));
+    x.set_selector(icmp.clone());
     eventually(Duration::from_secs(5), "a measurement round", || {
         icmp.rounds() > 0
     })
@@ -186,21 +186,6 @@ async fn weighted_icmp_measures_and_weighs() {
     assert_eq!(counts[&1], 510, "{counts:?}");
     x.close();
     stop_all(&s).await;
-}
-
-/// Lets a test keep a handle on a selector it gives the XClient.
-struct SharedSelector<S>(Arc<S>);
-
-impl<S: Selector> Selector for SharedSelector<S> {
-    fn select(&self, call: &SelectContext<'_>) -> Option<Arc<str>> {
-        self.0.select(call)
-    }
-    fn update_servers(&self, servers: &[ServerNode]) {
-        self.0.update_servers(servers)
-    }
-    fn uses_call_key(&self) -> bool {
-        self.0.uses_call_key()
-    }
 }
 
 #[tokio::test]

@@ -132,6 +132,26 @@ pub trait Selector: Send + Sync + 'static {
     }
 }
 
+/// A shared selector is a selector: keep an `Arc` to look at it (say, a
+/// [`WeightedIcmpSelector`]'s weights) while an XClient uses it.
+impl<S: Selector + ?Sized> Selector for Arc<S> {
+    fn select(&self, call: &SelectContext<'_>) -> Option<Arc<str>> {
+        (**self).select(call)
+    }
+
+    fn update_servers(&self, servers: &[ServerNode]) {
+        (**self).update_servers(servers)
+    }
+
+    fn uses_call_key(&self) -> bool {
+        (**self).uses_call_key()
+    }
+
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+}
+
 impl fmt::Debug for dyn Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Selector")
