@@ -438,16 +438,19 @@ impl Inner {
             let Some(address) = selector.select(&call) else {
                 break;
             };
-            if !available(&address) {
+            // The breaker is checked again by `acquire` below (its state may have changed since
+            // the selector looked); here only what a selector must never return.
+            let ep = snap.endpoints.get(&*address).filter(|ep| {
+                !tried.iter().any(|t| Arc::ptr_eq(t, ep))
+                    && !refused.borrow().iter().any(|t| Arc::ptr_eq(t, ep))
+            });
+            let Some(ep) = ep else {
                 return Err(Error::NoServer(format!(
                     "{}: the {} selector chose {address}, which is not an available server \
                      (a selector must pick among the servers for which is_available is true)",
                     self.service_path,
                     selector.name()
                 )));
-            }
-            let Some(ep) = snap.endpoints.get(&*address) else {
-                break;
             };
             match ep.acquire() {
                 Some(p) => return Ok(p),
