@@ -101,6 +101,12 @@ async fn etcd_restart_under_load() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_xclient_inactive_and_groups() {
+    let Some(h) = harness().await else { return };
+    scenarios::xclient_inactive_and_groups(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_two_groups() {
     let Some(h) = harness().await else { return };
     scenarios::two_groups(&h).await;

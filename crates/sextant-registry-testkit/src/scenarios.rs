@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sextant::{Client, ClientOptions, RegisterOptions, Server, ServiceDiscovery};
+use sextant::{
+    CallOptions, FailMode, RegisterOptions, SelectMode, Server, ServiceDiscovery, XClient,
+    XClientOptions,
+};
 use sextant_registry::{
     DiscoveryOptions, DiscoveryStore, QueryValues, RegistryDiscovery, RegistryError,
     RegistryOptions, RegistryPlugin, RegistryStore,
@@ -210,54 +213,38 @@ pub async fn inactive_state_is_reported<H: Harness>(h: &H) {
     server.shutdown().await;
 }
 
-/// Restarting the registry under load: the discovery keeps its servers (no call fails for lack
-/// of a server), reconnects, and the entries are back and refreshed afterwards.
+/// Restarting the registry under load: an XClient calling through the discovery loses no call
+/// (the discovery keeps its servers through the outage), the discovery reconnects, and the
+/// entries are back and refreshed afterwards.
 pub async fn restart_under_load<H: Harness>(h: &mut H) {
     let server = start_server(h.store(), h.plugin_options(), "weight=1").await;
     let address = server.address().to_string();
-    let d = Arc::new(discover(h, "/rpcx_test").await);
-    wait_listed(&d, &address).await;
+    // One discovery feeds the XClient, one is observed by the test.
+    let observed = discover(h, "/rpcx_test").await;
+    wait_listed(&observed, &address).await;
+    let xclient = XClient::builder("Arith")
+        .fail_mode(FailMode::Failover)
+        .select_mode(SelectMode::RoundRobin)
+        .discovery(discover(h, "/rpcx_test").await)
+        .build()
+        .expect("build the XClient");
+    wait_until("the XClient sees the server", BOUND, || async {
+        xclient.servers().len() == 1
+    })
+    .await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
     let load = {
-        let (d, stop, ok, failed) = (d.clone(), stop.clone(), ok.clone(), failed.clone());
+        let (xclient, stop, ok) = (xclient.clone(), stop.clone(), ok.clone());
         tokio::spawn(async move {
-            let mut clients: std::collections::HashMap<String, Client> = Default::default();
             let mut errors = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let servers = d.get_services();
-                let Some(s) = servers.first() else {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    errors.push("no server listed".to_string());
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                };
-                if !clients.contains_key(&s.key) {
-                    match Client::connect(s.key.as_str(), ClientOptions::default()).await {
-                        Ok(c) => {
-                            clients.insert(s.key.clone(), c);
-                        }
-                        Err(e) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            errors.push(e.to_string());
-                            continue;
-                        }
-                    }
-                }
-                let c = &clients[&s.key];
-                match c
-                    .call::<_, Reply>("Arith", "Mul", &Args { a: 6, b: 7 })
-                    .await
-                {
+                match xclient.call::<_, Reply>("Mul", &Args { a: 6, b: 7 }).await {
                     Ok(r) if r.c == 42 => {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }
-                    other => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                        errors.push(format!("{other:?}"));
-                    }
+                    other => errors.push(format!("{other:?}")),
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -268,23 +255,23 @@ pub async fn restart_under_load<H: Harness>(h: &mut H) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     h.stop();
     wait_until("the discovery notices the outage", BOUND, || async {
-        !d.is_connected()
+        !observed.is_connected()
     })
     .await;
     // Through the outage the last known server stays listed.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        addresses(&d),
+        addresses(&observed),
         vec![address.clone()],
         "the list survives the outage"
     );
     h.restart().await;
     wait_until("the discovery reconnects", BOUND, || async {
-        d.is_connected()
+        observed.is_connected()
     })
     .await;
-    // The entry is back in the registry and refreshed again: a fresh discovery finds it with
-    // rate figures.
+    // The entry is back in the registry and refreshed again: a fresh discovery finds it, and its
+    // value changes with the rate figures.
     let fresh = discover(h, "/rpcx_test").await;
     wait_listed(&fresh, &address).await;
     let before = value_of(&fresh, &address);
@@ -300,15 +287,88 @@ pub async fn restart_under_load<H: Harness>(h: &mut H) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     let errors = load.await.expect("load task");
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "calls failed during the restart: {:?}",
+    assert!(
+        errors.is_empty(),
+        "{} calls failed during the restart, e.g. {:?}",
+        errors.len(),
         &errors[..errors.len().min(5)]
     );
     assert!(ok.load(Ordering::Relaxed) > 0, "no call was made");
-    assert_eq!(addresses(&d), vec![address]);
+    assert_eq!(addresses(&observed), vec![address]);
+    xclient.close();
     server.shutdown().await;
+}
+
+/// Through an XClient: `state=inactive` written into the registry stops calls to that server,
+/// and the XClient's group picks servers of that group only.
+pub async fn xclient_inactive_and_groups<H: Harness>(h: &H) {
+    let a = start_server(h.store(), h.plugin_options(), "group=g1").await;
+    let b = start_server(h.store(), h.plugin_options(), "group=g1").await;
+    let c = start_server(h.store(), h.plugin_options(), "group=g2").await;
+    let (a_addr, b_addr, c_addr) = (
+        a.address().to_string(),
+        b.address().to_string(),
+        c.address().to_string(),
+    );
+    let xclient = XClient::builder("Arith")
+        .fail_mode(FailMode::Failfast)
+        .select_mode(SelectMode::RoundRobin)
+        .options(XClientOptions::default().group("g1"))
+        .discovery(discover(h, "/rpcx_test").await)
+        .build()
+        .expect("build the XClient");
+    let servers_of = |x: &XClient| {
+        let mut v: Vec<String> = x
+            .servers()
+            .iter()
+            .map(|s| s.address().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut g1 = vec![a_addr.clone(), b_addr.clone()];
+    g1.sort();
+    wait_until("the XClient sees both g1 servers", BOUND, || async {
+        servers_of(&xclient) == g1
+    })
+    .await;
+    // Calls go to group g1 only, round robin over both.
+    let mut answered = std::collections::BTreeSet::new();
+    for _ in 0..10 {
+        let r = xclient
+            .call_with::<_, Reply>("Mul", &Args { a: 2, b: 3 }, CallOptions::new())
+            .await
+            .expect("call in group g1");
+        assert_eq!(r.reply.c, 6);
+        answered.insert(r.metadata.get("__ServerAddress").unwrap_or("").to_string());
+    }
+    assert!(
+        !answered.contains(&c_addr),
+        "group g2 was called: {answered:?}"
+    );
+    assert_eq!(answered.len(), 2, "{answered:?}");
+
+    // An operator marks a inactive in the registry: the XClient stops using it.
+    h.edit_value(
+        &format!("/rpcx_test/Arith/{a_addr}"),
+        "group=g1&state=inactive",
+    )
+    .await;
+    wait_until("the XClient drops the inactive server", BOUND, || async {
+        servers_of(&xclient) == vec![b_addr.clone()]
+    })
+    .await;
+    for _ in 0..10 {
+        let r = xclient
+            .call_with::<_, Reply>("Mul", &Args { a: 2, b: 3 }, CallOptions::new())
+            .await
+            .expect("call while a is inactive");
+        assert_eq!(r.metadata.get("__ServerAddress"), Some(b_addr.as_str()));
+    }
+    xclient.close();
+    a.shutdown().await;
+    b.shutdown().await;
+    c.shutdown().await;
 }
 
 /// Two servers with different groups are both listed, each with its group.

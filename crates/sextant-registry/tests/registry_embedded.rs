@@ -127,6 +127,11 @@ async fn embedded_restart_under_load() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_xclient_inactive_and_groups() {
+    scenarios::xclient_inactive_and_groups(&harness().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_two_groups() {
     scenarios::two_groups(&harness().await).await;
 }

@@ -10,7 +10,7 @@
 //! | outcome of one attempt on the server | recorded as |
 //! |---|---|
 //! | a reply | [`success`](Breaker::success) |
-//! | a service error (`__rpcx_error__`) | `success`: the server is alive and answered (rpcx counts no call result at all) |
+//! | a service error (`__rpcx_error__`) | `success`: the server is alive and answered (rpcx counts no call result at all). This includes the server's own "exceeded its deadline" reply, which often beats the client's timer since the server gets the remaining time |
 //! | a failed dial, a lost connection, an I/O or protocol error (retryable errors) | [`fail`](Breaker::fail) |
 //! | the call's deadline passed | `fail`: the server did not answer in time |
 //! | cancelled, encoding failed, client closed | [`release`](Breaker::release): no verdict |

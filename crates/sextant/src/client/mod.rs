@@ -619,7 +619,8 @@ pub struct PendingCall<R> {
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     client: Arc<ClientInner>,
     done: bool,
-    want_metadata: bool,
+    /// Whether to add `__ServerAddress` to the response metadata (the XClient's `call` skips it).
+    pub(crate) want_metadata: bool,
     _reply: PhantomData<fn() -> R>,
 }
 

@@ -43,7 +43,8 @@ pub fn icmp_weight(rtt: Duration) -> u32 {
 ///
 /// rpcx measures with ICMP echo, which needs raw-socket privileges; this selector instead times a
 /// TCP connect to the server's port (3 connects averaged, 1 s timeout each) — the same network
-/// path, plus the server's accept queue. Unix and in-process servers count as 0 ms. Another
+/// path, plus the server's accept queue; the server sees connections that close at once without
+/// a request. Unix and in-process servers count as 0 ms. Another
 /// measurement can be plugged in with [`with_probe`](WeightedIcmpSelector::with_probe).
 ///
 /// Times are measured in a background task when the server list changes and every `interval`

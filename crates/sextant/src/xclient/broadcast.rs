@@ -13,7 +13,7 @@ use std::time::Instant;
 use futures::stream::{FuturesUnordered, StreamExt};
 use sextant_protocol::{Decode, Encode};
 
-use super::XClient;
+use super::{Call, CallKey, XClient};
 use crate::client::{CallOptions, Response};
 use crate::error::{Error, Result};
 
@@ -131,6 +131,13 @@ impl XClient {
         let deadline = Some(Instant::now() + timeout);
         inner.add_auth(&mut options);
         let snap = inner.servers.load_full();
+        let call = Call {
+            method,
+            args,
+            deadline,
+            key: CallKey::default(),
+            want_metadata: true,
+        };
         if snap.nodes.is_empty() {
             return Err(inner.no_server(&snap, &[]));
         }
@@ -144,7 +151,7 @@ impl XClient {
             let o = options.clone();
             calls.push(async move {
                 let r = match permit {
-                    Some(p) => inner.attempt::<A, R>(p, method, args, o, deadline, 0).await,
+                    Some(p) => inner.attempt::<A, R>(p, &call, o, 0).await,
                     None => Err(Error::NoServer(format!(
                         "{}: the circuit breaker of {address} is open",
                         inner.service_path

@@ -438,16 +438,19 @@ impl Inner {
             let Some(address) = selector.select(&call) else {
                 break;
             };
-            if !available(&address) {
+            // The breaker is checked again by `acquire` below (its state may have changed since
+            // the selector looked); here only what a selector must never return.
+            let ep = snap.endpoints.get(&*address).filter(|ep| {
+                !tried.iter().any(|t| Arc::ptr_eq(t, ep))
+                    && !refused.borrow().iter().any(|t| Arc::ptr_eq(t, ep))
+            });
+            let Some(ep) = ep else {
                 return Err(Error::NoServer(format!(
                     "{}: the {} selector chose {address}, which is not an available server \
                      (a selector must pick among the servers for which is_available is true)",
                     self.service_path,
                     selector.name()
                 )));
-            }
-            let Some(ep) = snap.endpoints.get(&*address) else {
-                break;
             };
             match ep.acquire() {
                 Some(p) => return Ok(p),
@@ -536,16 +539,15 @@ impl Inner {
     async fn attempt<A, R>(
         &self,
         permit: Permit,
-        method: &str,
-        args: &A,
+        call: &Call<'_, A>,
         mut options: CallOptions,
-        deadline: Option<Instant>,
         attempt: u32,
     ) -> Result<Response<R>>
     where
         A: Encode + ?Sized,
         R: Decode,
     {
+        let (method, deadline) = (call.method, call.deadline);
         let ep = permit.endpoint.clone();
         let plugins = self.plugins();
         let metadata = match &plugins {
@@ -579,9 +581,11 @@ impl Inner {
                 }
                 options.timeout = Some(left);
             }
-            let r = client
-                .call_with(&self.service_path, method, args, options)
-                .await;
+            let mut pending = client
+                .go(&self.service_path, method, call.args, options)
+                .await?;
+            pending.want_metadata = call.want_metadata;
+            let r = pending.await;
             if let Err(Error::ConnectionLost(_) | Error::Io(_) | Error::Protocol(_)) = &r {
                 // A broken connection is dropped; the next call redials.
                 client.close();
@@ -607,8 +611,28 @@ impl Inner {
     }
 }
 
+/// The parts of a call that stay the same across its attempts.
+struct Call<'a, A: ?Sized> {
+    method: &'a str,
+    args: &'a A,
+    /// Counted from the start of the call, across all attempts.
+    deadline: Option<Instant>,
+    key: CallKey<'a>,
+    /// Whether the caller wants the response metadata (`call` does not: it saves building it).
+    want_metadata: bool,
+}
+
+// Copied into each of fork's and broadcast's per-server futures; only references inside.
+impl<A: ?Sized> Clone for Call<'_, A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A: ?Sized> Copy for Call<'_, A> {}
+
 /// What a hashing selector routes a call by.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct CallKey<'a> {
     args: &'a [u8],
     hash_key: Option<&'a str>,
@@ -769,7 +793,7 @@ impl XClient {
         R: Decode,
     {
         Ok(self
-            .call_with(service_method, args, CallOptions::default())
+            .call_inner(service_method, args, CallOptions::default(), false)
             .await?
             .reply)
     }
@@ -780,7 +804,21 @@ impl XClient {
         &self,
         service_method: &str,
         args: &A,
+        options: CallOptions,
+    ) -> Result<Response<R>>
+    where
+        A: Encode + ?Sized,
+        R: Decode,
+    {
+        self.call_inner(service_method, args, options, true).await
+    }
+
+    async fn call_inner<A, R>(
+        &self,
+        service_method: &str,
+        args: &A,
         mut options: CallOptions,
+        want_metadata: bool,
     ) -> Result<Response<R>>
     where
         A: Encode + ?Sized,
@@ -798,37 +836,29 @@ impl XClient {
             serialize_type: options.serialize_type,
             ..CallOptions::default()
         };
-        let key = inner.call_key(&*selector, args, &key_options, &mut buf)?;
+        let call = Call {
+            method: service_method,
+            args,
+            deadline,
+            key: inner.call_key(&*selector, args, &key_options, &mut buf)?,
+            want_metadata,
+        };
         match inner.fail_mode {
             FailMode::Failfast => {
-                let permit = inner.pick(&*selector, service_method, &key, &[])?;
-                inner
-                    .attempt(permit, service_method, args, options, deadline, 0)
-                    .await
+                let permit = inner.pick(&*selector, service_method, &call.key, &[])?;
+                inner.attempt(permit, &call, options, 0).await
             }
-            FailMode::Failover => {
-                self.failover(&*selector, service_method, args, options, deadline, &key)
-                    .await
-            }
-            FailMode::Failtry => {
-                self.failtry(&*selector, service_method, args, options, deadline, &key)
-                    .await
-            }
-            FailMode::Failbackup => {
-                self.failbackup(&*selector, service_method, args, options, deadline, &key)
-                    .await
-            }
+            FailMode::Failover => self.failover(&*selector, &call, options).await,
+            FailMode::Failtry => self.failtry(&*selector, &call, options).await,
+            FailMode::Failbackup => self.failbackup(&*selector, &call, options).await,
         }
     }
 
     async fn failover<A, R>(
         &self,
         selector: &dyn Selector,
-        method: &str,
-        args: &A,
+        call: &Call<'_, A>,
         mut options: CallOptions,
-        deadline: Option<Instant>,
-        key: &CallKey<'_>,
     ) -> Result<Response<R>>
     where
         A: Encode + ?Sized,
@@ -838,6 +868,7 @@ impl XClient {
         let retries = inner.options.retries;
         let mut tried: Vec<Arc<Endpoint>> = Vec::new();
         let mut last_error: Option<Error> = None;
+        let (method, key) = (call.method, &call.key);
         for attempt in 0..=retries {
             let permit = match inner.pick(selector, method, key, &tried) {
                 Ok(p) => p,
@@ -853,10 +884,7 @@ impl XClient {
             };
             let ep = permit.endpoint.clone();
             let o = options_for(&mut options, attempt == retries);
-            match inner
-                .attempt(permit, method, args, o, deadline, attempt as u32)
-                .await
-            {
+            match inner.attempt(permit, call, o, attempt as u32).await {
                 Ok(r) => return Ok(r),
                 Err(e) if !e.is_retryable() => return Err(e),
                 Err(e) => {
@@ -872,11 +900,8 @@ impl XClient {
     async fn failtry<A, R>(
         &self,
         selector: &dyn Selector,
-        method: &str,
-        args: &A,
+        call: &Call<'_, A>,
         mut options: CallOptions,
-        deadline: Option<Instant>,
-        key: &CallKey<'_>,
     ) -> Result<Response<R>>
     where
         A: Encode + ?Sized,
@@ -884,15 +909,12 @@ impl XClient {
     {
         let inner = &*self.inner;
         let retries = inner.options.retries;
-        let mut permit = inner.pick(selector, method, key, &[])?;
+        let mut permit = inner.pick(selector, call.method, &call.key, &[])?;
         let ep = permit.endpoint.clone();
         let mut attempt = 0;
         loop {
             let o = options_for(&mut options, attempt == retries);
-            let e = match inner
-                .attempt(permit, method, args, o, deadline, attempt as u32)
-                .await
-            {
+            let e = match inner.attempt(permit, call, o, attempt as u32).await {
                 Ok(r) => return Ok(r),
                 Err(e) if !e.is_retryable() || attempt == retries => return Err(e),
                 Err(e) => e,
@@ -902,7 +924,7 @@ impl XClient {
             let wait = ep.backoff_remaining();
             if !wait.is_zero() {
                 let until = Instant::now() + wait;
-                match deadline {
+                match call.deadline {
                     Some(d) if d <= until => {
                         tokio::time::sleep_until(d.into()).await;
                         return Err(Error::DeadlineExceeded);
@@ -920,27 +942,18 @@ impl XClient {
     async fn failbackup<A, R>(
         &self,
         selector: &dyn Selector,
-        method: &str,
-        args: &A,
+        call: &Call<'_, A>,
         options: CallOptions,
-        deadline: Option<Instant>,
-        key: &CallKey<'_>,
     ) -> Result<Response<R>>
     where
         A: Encode + ?Sized,
         R: Decode,
     {
         let inner = &*self.inner;
+        let (method, key) = (call.method, &call.key);
         let first = inner.pick(selector, method, key, &[])?;
         let first_ep = first.endpoint.clone();
-        let mut call1 = std::pin::pin!(inner.attempt::<A, R>(
-            first,
-            method,
-            args,
-            options.clone(),
-            deadline,
-            0
-        ));
+        let mut call1 = std::pin::pin!(inner.attempt::<A, R>(first, call, options.clone(), 0));
         let mut error1 = None;
         tokio::select! {
             r = &mut call1 => match r {
@@ -962,8 +975,7 @@ impl XClient {
                 }
             }
         };
-        let mut call2 =
-            std::pin::pin!(inner.attempt::<A, R>(second, method, args, options, deadline, 1));
+        let mut call2 = std::pin::pin!(inner.attempt::<A, R>(second, call, options, 1));
         if let Some(e1) = error1 {
             return call2
                 .await
