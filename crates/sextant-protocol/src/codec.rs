@@ -175,6 +175,12 @@ impl Codecs {
 
 /// A value that can be written as a payload.
 pub trait Encode {
+    /// A guess of the serialized size in bytes, used to size buffers up front so that encoding
+    /// does not reallocate. Exact for raw bytes and protobuf; 0 (no guess) by default.
+    fn size_hint(&self) -> usize {
+        0
+    }
+
     /// Appends the value serialized with `st` to `dst`.
     fn encode(
         &self,
@@ -291,6 +297,10 @@ impl From<&'static [u8]> for Raw {
 }
 
 impl Encode for Raw {
+    fn size_hint(&self) -> usize {
+        self.0.len()
+    }
+
     fn encode(&self, _: SerializeType, _: &Codecs, dst: &mut BytesMut) -> Result<(), CodecError> {
         dst.extend_from_slice(&self.0);
         Ok(())
@@ -308,6 +318,10 @@ impl Decode for Raw {
 pub struct Proto<T>(pub T);
 
 impl<T: prost::Message> Encode for Proto<T> {
+    fn size_hint(&self) -> usize {
+        self.0.encoded_len()
+    }
+
     fn encode(&self, st: SerializeType, _: &Codecs, dst: &mut BytesMut) -> Result<(), CodecError> {
         if st != SerializeType::PROTOBUF {
             return Err(unsupported::<T>(

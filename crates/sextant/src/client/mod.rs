@@ -560,7 +560,12 @@ impl Client {
             meta = &meta_owned;
         }
 
-        let mut buf = BytesMut::with_capacity(128);
+        let mut buf = BytesMut::with_capacity(
+            64 + service_path.len()
+                + service_method.len()
+                + meta.encoded_len()
+                + args.size_hint().max(64),
+        );
         let frame = begin_frame(&mut buf, &header, service_path, service_method, meta)?;
         args.encode(st, &o.codecs, &mut buf)?;
         if should_compress(ct, buf.len() - frame.payload_offset()) {

@@ -137,7 +137,12 @@ fn reply_frame<R: Encode>(
     if error.is_some() {
         header.set_status(MessageStatusType::Error);
     }
-    let mut buf = BytesMut::with_capacity(256);
+    let mut buf = BytesMut::with_capacity(
+        64 + ctx.service_path().len()
+            + ctx.service_method().len()
+            + metadata.encoded_len()
+            + reply.size_hint().max(64),
+    );
     let frame = match begin_frame(
         &mut buf,
         &header,

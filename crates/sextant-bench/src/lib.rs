@@ -1,0 +1,104 @@
+//! sextant's side of the rpcx-benchmark comparison (`bench/`): the `Hello.Say` server and the
+//! closed-loop client, with the same flags, driver and report as the tonic and tarpc peers in
+//! `bench/peers`, so that all three are measured the same way.
+//!
+//! The client speaks plain rpcx, so it also loads a Go rpcx server (rpcx-benchmark's) or any
+//! other rpcx server serving `Hello.Say` with protobuf.
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bench_common::cli::{ClientArgs, ServerArgs};
+use bench_common::{driver, message};
+use sextant::{CallOptions, Client, ClientOptions, Proto, SerializeType, Server};
+use sextant_interop::{Args, Reply};
+
+/// Name of this peer in reports.
+pub const PEER: &str = "sextant";
+
+/// What each call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// rpcx-benchmark: `Hello.Say` with the 581-byte protobuf `BenchmarkMessage`.
+    Hello,
+    /// rpcx's quick start: `Arith.Mul` with msgpack `{A: 10, B: 20}`.
+    Arith,
+}
+
+/// Serves `Hello.Say` (and the other interop services) on `args.addr` until Ctrl-C.
+pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let server = Server::new();
+    sextant_interop::register_all(&server)?;
+    let addr = server
+        .start(args.addr.to_string())
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
+    eprintln!("sextant server listening on {addr}");
+    tokio::signal::ctrl_c().await.ok();
+    server.shutdown(Duration::from_secs(1)).await.ok();
+    Ok(())
+}
+
+/// Drives the closed loop described by `args` against the rpcx server at `args.addr` and prints
+/// the report.
+pub async fn client(args: ClientArgs, workload: Workload) -> anyhow::Result<()> {
+    let config = args.load_config();
+    let mut clients = Vec::with_capacity(config.effective_connections());
+    for _ in 0..config.effective_connections() {
+        let c = Client::connect(args.addr.to_string(), ClientOptions::default())
+            .await
+            .with_context(|| format!("connecting to {}", args.addr))?;
+        clients.push(c);
+    }
+    let clients: Arc<[Client]> = clients.into();
+    let result = match workload {
+        Workload::Hello => {
+            let request = Arc::new(Proto(message::prepare_args()));
+            let clients = clients.clone();
+            driver::run(&config, move |i| {
+                let client = clients[i].clone();
+                let request = request.clone();
+                async move {
+                    let opts = CallOptions::new().serialize_type(SerializeType::PROTOBUF);
+                    let reply = client
+                        .call_with::<_, Proto<bench_common::BenchmarkMessage>>(
+                            "Hello", "Say", &*request, opts,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    message::check_reply(&reply.reply.0).map_err(|e| e.to_string())
+                }
+            })
+            .await
+        }
+        Workload::Arith => {
+            let clients = clients.clone();
+            driver::run(&config, move |i| {
+                let client = clients[i].clone();
+                async move {
+                    let r: Reply = client
+                        .call("Arith", "Mul", &Args { a: 10, b: 20 })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if r.c == 200 {
+                        Ok(())
+                    } else {
+                        Err(format!("Arith.Mul returned {}", r.c))
+                    }
+                }
+            })
+            .await
+        }
+    };
+    let peer = match workload {
+        Workload::Hello => PEER.to_string(),
+        Workload::Arith => format!("{PEER}-arith"),
+    };
+    args.print_report(&peer, &config, &result);
+    for c in clients.iter() {
+        c.close();
+    }
+    Ok(())
+}
