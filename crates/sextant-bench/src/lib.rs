@@ -102,3 +102,56 @@ pub async fn client(args: ClientArgs, workload: Workload) -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+/// Reads a process' resident set size in KiB from `/proc/PID/status` (Linux).
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("no VmRSS line")
+}
+
+/// Opens `connections` rpcx connections to `addr`, makes one heartbeat on each so the server has
+/// really served them, lets them sit idle for `settle`, and reports the server's RSS (when
+/// `server_pid` is given) before and after, as one JSON line.
+pub async fn idle(
+    addr: std::net::SocketAddr,
+    connections: usize,
+    server_pid: Option<u32>,
+    settle: Duration,
+) -> anyhow::Result<()> {
+    let before = server_pid.map(rss_kib).transpose()?;
+    let mut clients = Vec::with_capacity(connections);
+    for i in 0..connections {
+        let c = Client::connect(addr.to_string(), ClientOptions::default())
+            .await
+            .with_context(|| format!("connection {i} of {connections}"))?;
+        clients.push(c);
+    }
+    for c in &clients {
+        c.heartbeat()
+            .await
+            .context("heartbeat on an idle connection")?;
+    }
+    let busy = server_pid.map(rss_kib).transpose()?;
+    tokio::time::sleep(settle).await;
+    let idle = server_pid.map(rss_kib).transpose()?;
+    let alive = clients.iter().filter(|c| !c.is_closed()).count();
+    println!(
+        "{{\"peer\":\"{PEER}\",\"idle_connections\":{alive},\"server_rss_kib_before\":{},\"server_rss_kib_connected\":{},\"server_rss_kib_idle\":{}}}",
+        before.map_or("null".into(), |v| v.to_string()),
+        busy.map_or("null".into(), |v| v.to_string()),
+        idle.map_or("null".into(), |v| v.to_string()),
+    );
+    for c in &clients {
+        c.close();
+    }
+    anyhow::ensure!(
+        alive == connections,
+        "only {alive} of {connections} connections stayed open"
+    );
+    Ok(())
+}

@@ -25,6 +25,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Workload::Hello)]
         workload: Workload,
     },
+    /// Hold many idle connections to a server and report its resident memory.
+    Idle {
+        /// Loopback address of the server.
+        #[arg(long, default_value = "127.0.0.1:8972", value_parser = cli::parse_loopback)]
+        addr: std::net::SocketAddr,
+        /// Connections to open.
+        #[arg(short = 'n', long, default_value_t = 10_000)]
+        connections: usize,
+        /// The server's process id, to read its RSS from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Seconds to let the connections sit idle before the last reading.
+        #[arg(long, default_value_t = 3)]
+        settle_secs: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +48,16 @@ fn main() -> anyhow::Result<()> {
         Command::Client { args, workload } => {
             cli::runtime(args.threads)?.block_on(sextant_bench::client(args, workload))
         }
+        Command::Idle {
+            addr,
+            connections,
+            server_pid,
+            settle_secs,
+        } => cli::runtime(None)?.block_on(sextant_bench::idle(
+            addr,
+            connections,
+            server_pid,
+            std::time::Duration::from_secs(settle_secs),
+        )),
     }
 }
