@@ -20,6 +20,9 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
 if [ -x scripts/services.sh ]; then
   step "registry engines (Debian packages: etcd-server, zookeeper, redis-server)"
   scripts/services.sh install

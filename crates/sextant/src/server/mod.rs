@@ -17,7 +17,7 @@
 //!
 //! ## Order of work for each request
 //!
-//! 1. The frame is read and checked against [`Limits`](sextant_protocol::Limits) (too large,
+//! 1. The frame is read and checked against [`Limits`] (too large,
 //!    malformed: the connection is closed).
 //! 2. Heartbeats are answered at once; no auth, no handler.
 //! 3. The auth function, if any, checks `__AUTH`; on failure an error is sent and the connection
