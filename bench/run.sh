@@ -74,14 +74,15 @@ wait_for_port() {
     return 1
 }
 
+# Starts peer $1's server; sets server_pid and addr (no subshell, so the EXIT trap sees it).
 start_server() {
     local bin port
     bin="$(bin_for "$1")"
     port="$(free_port)"
     "$bin" server --addr "127.0.0.1:$port" >/dev/null 2>&1 &
     server_pid=$!
+    addr="127.0.0.1:$port"
     wait_for_port "$port"
-    echo "127.0.0.1:$port"
 }
 
 mkdir -p "$(dirname "$OUT")"
@@ -91,7 +92,7 @@ for ((round = 0; round < ROUNDS; round++)); do
     for c in $C_LIST; do
         for ((i = 0; i < ${#peers[@]}; i++)); do
             peer="${peers[$(((i + round) % ${#peers[@]}))]}"
-            addr="$(start_server "$peer")"
+            start_server "$peer"
             log "round $((round + 1))/$ROUNDS c=$c $peer"
             if ! "$(bin_for "$peer")" client --addr "$addr" -c "$c" -k "$K" -n "$N" --json --no-progress 2>/dev/null \
                 | sed "s/^{/{\"round\":$round,/" >>"$OUT"; then
@@ -103,7 +104,7 @@ for ((round = 0; round < ROUNDS; round++)); do
 done
 
 if [[ "$IDLE" -gt 0 ]]; then
-    addr="$(start_server sextant)"
+    start_server sextant
     log "holding $IDLE idle connections"
     "$(bin_for sextant)" idle --addr "$addr" -n "$IDLE" --server-pid "$server_pid" >>"$OUT"
     cleanup
