@@ -227,7 +227,7 @@ impl RegistryStore for EtcdStore {
         self.inner.endpoints.join(",")
     }
 
-    async fn connect(&self) -> Result<()> {
+    async fn connect(&self, _ttl: Duration) -> Result<()> {
         let mut c = self.client().await?;
         c.get("/", Some(GetOptions::new().with_count_only()))
             .await

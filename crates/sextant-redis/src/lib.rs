@@ -276,7 +276,7 @@ impl RegistryStore for RedisStore {
         self.inner.url.clone()
     }
 
-    async fn connect(&self) -> Result<()> {
+    async fn connect(&self, _ttl: Duration) -> Result<()> {
         let mut c = self.connection().await?;
         redis::cmd("PING")
             .query_async::<String>(&mut c)

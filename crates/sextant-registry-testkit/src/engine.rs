@@ -81,8 +81,9 @@ enum Ready {
     EtcdHealth,
     /// `PING` answers `+PONG` (Redis).
     RedisPing,
-    /// `ruok` answers `imok` (ZooKeeper).
-    ZkRuok,
+    /// `srvr` answers with the server's state (ZooKeeper). `ruok` would not do: it answers
+    /// `imok` before the server accepts sessions.
+    ZkSrvr,
 }
 
 /// A running engine process; killed and reaped on drop (also when a test panics), with its log
@@ -170,7 +171,7 @@ impl Process {
                     "\"health\":\"true\"",
                 ),
                 Ready::RedisPing => (b"PING\r\n", "+PONG"),
-                Ready::ZkRuok => (b"ruok", "imok"),
+                Ready::ZkSrvr => (b"srvr", "Mode: "),
             };
             s.write_all(req).await.ok()?;
             let mut buf = Vec::new();
@@ -405,7 +406,13 @@ impl ZooKeeperServer {
                          SEXTANT_ZOOKEEPER_CLASSPATH",
                     );
                 }
-                jar.display().to_string()
+                // slf4j-simple, when installed, puts the server's log in the test's engine log.
+                let simple = Path::new("/usr/share/java/slf4j-simple.jar");
+                if simple.is_file() {
+                    format!("{}:{}", jar.display(), simple.display())
+                } else {
+                    jar.display().to_string()
+                }
             }
         };
         let dir = temp_dir("zookeeper");
@@ -422,7 +429,7 @@ impl ZooKeeperServer {
                  minSessionTimeout=1000\n\
                  maxSessionTimeout=60000\n\
                  admin.enableServer=false\n\
-                 4lw.commands.whitelist=ruok,srvr,stat\n\
+                 4lw.commands.whitelist=srvr,stat,ruok\n\
                  maxClientCnxns=0\n",
                 data.display()
             ),
@@ -441,7 +448,7 @@ impl ZooKeeperServer {
             program: java,
             args,
             port,
-            ready: Ready::ZkRuok,
+            ready: Ready::ZkSrvr,
         };
         Some(Engine::start(spec, dir).await)
     }

@@ -110,11 +110,27 @@ impl HttpClient {
         body: Option<Bytes>,
         timeout: Duration,
     ) -> Result<HttpResponse> {
+        self.request_with_headers(method, path_and_query, body, timeout, &[])
+            .await
+    }
+
+    /// Like [`request`](Self::request), with extra headers (an API token).
+    pub async fn request_with_headers(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Bytes>,
+        timeout: Duration,
+        headers: &[(&'static str, String)],
+    ) -> Result<HttpResponse> {
         let operation = || format!("{method} {path_and_query}");
         let uri = format!("{}{}", self.base, path_and_query);
         let mut req = Request::builder().method(method.clone()).uri(&uri);
         if body.is_some() {
             req = req.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, value.as_str());
         }
         let req = req
             .body(Full::new(body.unwrap_or_default()))

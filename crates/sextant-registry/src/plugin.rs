@@ -245,7 +245,7 @@ impl<S: RegistryStore> RegistryPlugin<S> {
             engine,
             || "connect".into(),
             options.request_timeout,
-            store.connect(),
+            store.connect(options.effective_ttl()),
         )
         .await;
         if let Err(e) = connected {

@@ -27,9 +27,11 @@ pub trait RegistryStore: Send + Sync + 'static {
     /// The endpoints, for error messages (`http://127.0.0.1:2379`).
     fn endpoints(&self) -> String;
 
-    /// Connects, or checks that the engine answers. Called once when a plugin starts; an error
-    /// here is reported as [`RegistryError::Unreachable`](crate::RegistryError::Unreachable).
-    fn connect(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Connects, or checks that the engine answers. Called once when a plugin starts, with the
+    /// TTL its entries will have (an engine whose TTL is a session, ZooKeeper, opens its session
+    /// with it); an error here is reported as
+    /// [`RegistryError::Unreachable`](crate::RegistryError::Unreachable).
+    fn connect(&self, ttl: Duration) -> impl Future<Output = Result<()>> + Send;
 
     /// Renews what keeps this server's entries alive, once per update interval before the
     /// entries are refreshed (an etcd lease keep-alive, a Consul session renewal). Engines whose

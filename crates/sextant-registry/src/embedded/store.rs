@@ -93,7 +93,7 @@ impl RegistryStore for EmbeddedStore {
         self.url().to_string()
     }
 
-    async fn connect(&self) -> Result<()> {
+    async fn connect(&self, _ttl: Duration) -> Result<()> {
         let resp = self
             .call(Method::GET, api::STATUS, None)
             .await
