@@ -16,6 +16,8 @@
 #   CLIENT_THREADS  tokio workers of the client            (default: one per core)
 #   PROGRESS        1 to draw progress bars on stderr      (default: 0)
 #   SKIP_BUILD      1 to use the binaries already built    (default: 0)
+#   WAIT_IDLE       seconds to wait, before each client run, for the other processes on the
+#                   machine to go quiet (< 10 % of the CPUs for 3 s); 0 = do not wait (default: 0)
 #   CARGO_TARGET_DIR                                       (default: /root/.cache/sextant-target-peers)
 #
 # Example: N=100000 bench/run-peers.sh | tee results.jsonl
@@ -33,6 +35,7 @@ SERVER_THREADS="${SERVER_THREADS:-}"
 CLIENT_THREADS="${CLIENT_THREADS:-}"
 PROGRESS="${PROGRESS:-0}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
+WAIT_IDLE="${WAIT_IDLE:-0}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/sextant-target-peers}"
 bin_dir="$CARGO_TARGET_DIR/release"
 
@@ -103,6 +106,37 @@ wait_for_port() {
     return 1
 }
 
+# CPU accounting, to tell how much of the machine other processes took during a client run (on
+# a shared machine this is what makes figures incomparable). All values are in clock ticks.
+ticks_per_s="$(getconf CLK_TCK)"
+# Busy ticks of all CPUs together since boot.
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+# User + system ticks of process $1 (0 once it is gone).
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# User + system ticks of this shell's waited-for children (cutime + cstime; `times` cannot be used
+# inside $(...), which runs in a fresh subshell whose children's times start at zero).
+children_ticks() { awk '{print $16 + $17}' "/proc/$$/stat"; }
+ncpu="$(getconf _NPROCESSORS_ONLN)"
+
+# Waits up to $WAIT_IDLE seconds until the machine has been quiet for 3 s in a row.
+wait_idle() {
+    local deadline=$((SECONDS + WAIT_IDLE)) quiet=0 b0 b1 s0 s1 foreign
+    while ((WAIT_IDLE > 0 && quiet < 3 && SECONDS < deadline)); do
+        b0="$(busy_ticks)"
+        s0="$(proc_ticks "$server_pid")"
+        sleep 1
+        b1="$(busy_ticks)"
+        s1="$(proc_ticks "$server_pid")"
+        foreign=$(((b1 - b0) - (s1 - s0)))
+        if ((foreign * 10 < ticks_per_s * ncpu)); then
+            quiet=$((quiet + 1))
+        else
+            quiet=0
+        fi
+    done
+    ((WAIT_IDLE == 0 || quiet >= 3)) || log "machine still busy after ${WAIT_IDLE}s; running anyway"
+}
+
 if [[ "$SKIP_BUILD" != 1 ]]; then
     log "building release binaries in $CARGO_TARGET_DIR"
     (cd "$peers_dir" && cargo build --release --quiet)
@@ -129,7 +163,12 @@ for peer in $PEERS; do
     wait_for_port "$port"
     log "$peer server pid $server_pid on $addr"
     for c in $C_LIST; do
+        wait_idle
         log "$peer: c=$c k=$K n=$N"
+        b0="$(busy_ticks)"
+        s0="$(proc_ticks "$server_pid")"
+        k0="$(children_ticks)"
+        t0="$(date +%s%N)"
         # In the background so that a signal reaches the traps at once (bash runs traps only
         # after a foreground child ends, but interrupts `wait`).
         "$bin" client --addr "$addr" -c "$c" -k "$K" -n "$N" "${client_flags[@]}" &
@@ -139,6 +178,13 @@ for peer in $PEERS; do
             status=1
         fi
         client_pid=""
+        t1="$(date +%s%N)"
+        ours=$(($(proc_ticks "$server_pid") - s0 + $(children_ticks) - k0))
+        foreign=$(($(busy_ticks) - b0 - ours))
+        wall_ticks=$(((t1 - t0) * ticks_per_s * ncpu / 1000000000))
+        ((foreign < 0)) && foreign=0
+        ((wall_ticks > 0)) || wall_ticks=1
+        log "$peer c=$c: other processes used $((100 * foreign / wall_ticks))% of the CPUs during the run"
     done
     stop server_pid
 done
