@@ -1,6 +1,6 @@
 //! # sextant-consul
 //!
-//! A Consul registry for [sextant](sextant), over Consul's HTTP API (no Consul client library).
+//! A Consul registry for [sextant], over Consul's HTTP API (no Consul client library).
 //! Two layouts, chosen with [`ConsulOptions::mode`]:
 //!
 //! ## [`ConsulMode::Kv`] (default): rpcx's layout

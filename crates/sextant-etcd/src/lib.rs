@@ -1,6 +1,6 @@
 //! # sextant-etcd
 //!
-//! An etcd v3 registry for [sextant](sextant), laid out as rpcx's `EtcdV3RegisterPlugin` and
+//! An etcd v3 registry for [sextant], laid out as rpcx's `EtcdV3RegisterPlugin` and
 //! `EtcdV3Discovery` (github.com/rpcxio/rpcx-etcd) lay it out, so Go rpcx and sextant servers and
 //! clients share it:
 //!

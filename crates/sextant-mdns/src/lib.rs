@@ -1,6 +1,6 @@
 //! # sextant-mdns
 //!
-//! An mDNS/DNS-SD registry for [sextant](sextant) on a LAN, with no registry server: every server
+//! An mDNS/DNS-SD registry for [sextant] on a LAN, with no registry server: every server
 //! answers for itself (over the `mdns-sd` crate), in the spirit of rpcx's `MDNSRegisterPlugin` and
 //! `MDNSDiscovery`.
 //!

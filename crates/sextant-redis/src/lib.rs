@@ -1,6 +1,6 @@
 //! # sextant-redis
 //!
-//! A Redis registry for [sextant](sextant), laid out as rpcx's `RedisRegisterPlugin` and
+//! A Redis registry for [sextant], laid out as rpcx's `RedisRegisterPlugin` and
 //! `RedisDiscovery` (github.com/rpcxio/rpcx-redis, over libkv's Redis store) lay it out, so Go
 //! rpcx and sextant servers and clients share it:
 //!

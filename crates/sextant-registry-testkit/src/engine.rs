@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | etcd | `etcd` (Debian package `etcd-server`) | `SEXTANT_ETCD` (path to `etcd`) |
 //! | Redis | `redis-server` (Debian package `redis-server`) | `SEXTANT_REDIS_SERVER` |
-//! | ZooKeeper | `java -cp /usr/share/java/zookeeper.jar org.apache.zookeeper.server.ZooKeeperServerMain zoo.cfg` (Debian package `zookeeper`; the jar's manifest names its dependencies) | `SEXTANT_ZOOKEEPER_CLASSPATH` (a Java class path) |
+//! | ZooKeeper | `java -cp /usr/share/java/zookeeper.jar org.apache.zookeeper.server.ZooKeeperServerMain zoo.cfg` (Debian package `zookeeper`; the jar's manifest names its dependencies) | `SEXTANT_ZOOKEEPER_CLASSPATH` (a Java class path), `SEXTANT_JAVA` |
 //!
 //! When an engine is missing, [`EtcdServer::start`] and friends print a loud skip message and
 //! return `None`, unless `SEXTANT_REQUIRE_SERVICES=1`: then a missing engine fails the test.
@@ -53,16 +53,22 @@ pub fn free_port() -> u16 {
         .expect("no free port on 127.0.0.1")
 }
 
-fn find_binary(env: &str, name: &str) -> Option<PathBuf> {
+/// The binary named by `env`, or `name` on `PATH` (and in /usr/bin, /usr/sbin); or why not.
+fn find_binary(env: &str, name: &str, package: &str) -> Result<PathBuf, String> {
     if let Ok(p) = std::env::var(env) {
         let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("{env}={} is not a file", p.display()))
+        };
     }
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+        .ok_or_else(|| format!("no `{name}` on PATH (Debian package {package})"))
 }
 
 /// How to run one engine: its command line and how to tell it is ready.
@@ -290,8 +296,9 @@ impl EtcdServer {
 
     /// Starts etcd with its client port at `port`.
     pub async fn start_on(port: u16) -> Option<Engine> {
-        let Some(program) = find_binary("SEXTANT_ETCD", "etcd") else {
-            return missing("etcd", "no `etcd` on PATH (Debian package etcd-server)");
+        let program = match find_binary("SEXTANT_ETCD", "etcd", "etcd-server") {
+            Ok(p) => p,
+            Err(why) => return missing("etcd", &why),
         };
         let dir = temp_dir("etcd");
         let peer = free_port();
@@ -344,11 +351,9 @@ impl RedisServer {
 
     /// Starts Redis on `port`.
     pub async fn start_on(port: u16, notify_keyspace_events: &str) -> Option<Engine> {
-        let Some(program) = find_binary("SEXTANT_REDIS_SERVER", "redis-server") else {
-            return missing(
-                "redis-server",
-                "no `redis-server` on PATH (Debian package redis-server)",
-            );
+        let program = match find_binary("SEXTANT_REDIS_SERVER", "redis-server", "redis-server") {
+            Ok(p) => p,
+            Err(why) => return missing("redis-server", &why),
         };
         let dir = temp_dir("redis");
         let args = vec![
@@ -392,8 +397,9 @@ impl ZooKeeperServer {
 
     /// Starts ZooKeeper on `port`.
     pub async fn start_on(port: u16) -> Option<Engine> {
-        let Some(java) = find_binary("JAVA", "java") else {
-            return missing("zookeeper", "no `java` on PATH (Debian package zookeeper)");
+        let java = match find_binary("SEXTANT_JAVA", "java", "zookeeper") {
+            Ok(p) => p,
+            Err(why) => return missing("zookeeper", &why),
         };
         let classpath = match std::env::var("SEXTANT_ZOOKEEPER_CLASSPATH") {
             Ok(cp) => cp,

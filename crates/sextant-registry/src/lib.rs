@@ -1,6 +1,6 @@
 //! # sextant-registry
 //!
-//! Service registries for [sextant](sextant), laid out exactly as rpcx lays them out, so Go rpcx
+//! Service registries for [sextant], laid out exactly as rpcx lays them out, so Go rpcx
 //! and sextant servers and clients can share one registry.
 //!
 //! A server publishes each service it serves at

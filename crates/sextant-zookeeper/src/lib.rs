@@ -1,6 +1,6 @@
 //! # sextant-zookeeper
 //!
-//! A ZooKeeper registry for [sextant](sextant), laid out as rpcx's `ZooKeeperRegisterPlugin` and
+//! A ZooKeeper registry for [sextant], laid out as rpcx's `ZooKeeperRegisterPlugin` and
 //! `ZookeeperDiscovery` (over libkv's ZooKeeper store) lay it out, so Go rpcx and sextant servers
 //! and clients share it:
 //!
