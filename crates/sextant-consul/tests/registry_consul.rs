@@ -92,6 +92,14 @@ impl<const AGENT: bool> Harness for Consul<AGENT> {
         ConsulStore::new(&self.agent.url(), Self::options()).unwrap()
     }
 
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.agent.port())
+    }
+
+    fn store_via(&self, port: u16) -> ConsulStore {
+        ConsulStore::new(&format!("http://127.0.0.1:{port}"), Self::options()).unwrap()
+    }
+
     fn unreachable_store() -> ConsulStore {
         ConsulStore::new(&format!("127.0.0.1:{}", free_port()), Self::options()).unwrap()
     }
@@ -199,6 +207,16 @@ async fn consul_kv_bad_entries_are_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consul_kv_base_path_is_normalized() {
     scenarios::base_path_is_normalized(&kv().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_kv_partition_then_catch_up() {
+    scenarios::partition_then_catch_up(&kv().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_agent_partition_then_catch_up() {
+    scenarios::partition_then_catch_up(&agent().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,14 @@ impl Harness for Etcd {
         EtcdStore::new([self.endpoint()], EtcdOptions::default()).unwrap()
     }
 
+    fn address(&self) -> String {
+        self.engine.address()
+    }
+
+    fn store_via(&self, port: u16) -> EtcdStore {
+        EtcdStore::new([format!("http://127.0.0.1:{port}")], EtcdOptions::default()).unwrap()
+    }
+
     fn unreachable_store() -> EtcdStore {
         EtcdStore::new(
             [format!("http://127.0.0.1:{}", free_port())],
@@ -122,6 +130,12 @@ async fn etcd_bad_entries_are_skipped() {
 async fn etcd_base_path_is_normalized() {
     let Some(h) = harness().await else { return };
     scenarios::base_path_is_normalized(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_partition_then_catch_up() {
+    let Some(h) = harness().await else { return };
+    scenarios::partition_then_catch_up(&h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,14 @@ impl Harness for Redis {
         RedisStore::new(&self.url(), self.options.clone()).unwrap()
     }
 
+    fn address(&self) -> String {
+        self.engine.address()
+    }
+
+    fn store_via(&self, port: u16) -> RedisStore {
+        RedisStore::new(&format!("redis://127.0.0.1:{port}"), self.options.clone()).unwrap()
+    }
+
     fn unreachable_store() -> RedisStore {
         RedisStore::new(
             &format!("redis://127.0.0.1:{}", free_port()),
@@ -141,6 +149,12 @@ async fn redis_bad_entries_are_skipped() {
 async fn redis_base_path_is_normalized() {
     let Some(h) = harness().await else { return };
     scenarios::base_path_is_normalized(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_partition_then_catch_up() {
+    let Some(h) = harness().await else { return };
+    scenarios::partition_then_catch_up(&h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ use sextant_registry::{
     RegistryOptions, RegistryPlugin, RegistryStore,
 };
 
+use crate::proxy::Proxy;
 use crate::service::{call_mul, wait_until, Args, Arith, IsolatedServer, Reply};
 
 /// A generous bound for anything that should happen within a few seconds.
@@ -32,6 +33,12 @@ pub trait Harness: Sized + Send + Sync + 'static {
 
     /// A new client of the engine.
     fn store(&self) -> Self::Store;
+
+    /// The engine's client address, `127.0.0.1:port`.
+    fn address(&self) -> String;
+
+    /// A new client of the engine that reaches it through 127.0.0.1:`port` (a [`Proxy`]).
+    fn store_via(&self, port: u16) -> Self::Store;
 
     /// A client of an engine that does not run (a closed port).
     fn unreachable_store() -> Self::Store;
@@ -506,4 +513,48 @@ pub async fn unreachable_at_start<H: Harness>() {
     probe.restart().await;
     wait_listed(&d, &address).await;
     server.shutdown().await;
+}
+
+/// A discovery cut off from a registry that keeps running: it keeps its list meanwhile; once
+/// reconnected it lists again and picks up what changed (a server that registered meanwhile
+/// appears; one that left meanwhile is dropped when the reconnect grace period ends).
+pub async fn partition_then_catch_up<H: Harness>(h: &H) {
+    let proxy = Proxy::start(&h.address()).await;
+    let d = RegistryDiscovery::start(
+        h.store_via(proxy.port()),
+        "/rpcx_test",
+        "Arith",
+        h.discovery_options(),
+    )
+    .await
+    .expect("the discovery should start");
+    let a = start_server(h.store(), h.plugin_options(), "name=a").await;
+    let a_addr = a.address().to_string();
+    wait_listed(&d, &a_addr).await;
+
+    proxy.cut();
+    wait_until("the discovery notices the partition", BOUND, || async {
+        !d.is_connected()
+    })
+    .await;
+    // Meanwhile: b registers, a leaves.
+    let b = start_server(h.store(), h.plugin_options(), "name=b").await;
+    let b_addr = b.address().to_string();
+    a.shutdown().await;
+    assert_eq!(
+        addresses(&d),
+        vec![a_addr.clone()],
+        "the last known list stays"
+    );
+
+    proxy.restore().await;
+    wait_until("the discovery reconnects", BOUND, || async {
+        d.is_connected()
+    })
+    .await;
+    wait_listed(&d, &b_addr).await;
+    // a vanished across the outage: kept for the grace period (5 s here), then dropped.
+    wait_gone(&d, &a_addr, BOUND).await;
+    assert_eq!(addresses(&d), vec![b_addr]);
+    b.shutdown().await;
 }

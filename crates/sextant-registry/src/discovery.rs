@@ -402,6 +402,10 @@ impl<S: DiscoveryStore> WatchTask<S> {
     }
 
     fn warn_once(&mut self, child: &str, why: &str, what: &str) {
+        // Bounded memory: a registry full of ever-changing garbage warns again after a while.
+        if self.warned.len() >= 10_000 {
+            self.warned.clear();
+        }
         if self.warned.insert((child.to_string(), why.to_string())) {
             tracing::warn!(
                 engine = self.store.engine(),

@@ -45,6 +45,16 @@ impl Harness for Embedded {
             .with_long_poll(Duration::from_secs(5))
     }
 
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn store_via(&self, port: u16) -> EmbeddedStore {
+        EmbeddedStore::new(&format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .with_long_poll(Duration::from_secs(5))
+    }
+
     fn unreachable_store() -> EmbeddedStore {
         EmbeddedStore::new(&format!("127.0.0.1:{}", free_port())).unwrap()
     }
@@ -147,6 +157,11 @@ async fn embedded_base_path_is_normalized() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_partition_then_catch_up() {
+    scenarios::partition_then_catch_up(&harness().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_unreachable_at_start() {
     init_logging();
     scenarios::unreachable_at_start::<Embedded>().await;
@@ -181,6 +196,57 @@ async fn embedded_restart_without_grace_shows_the_gap() {
     )
     .await;
     server.kill();
+}
+
+/// `RegistryPlugin::abort` stops refreshing without removing anything: the entry expires with
+/// its TTL; `stop` removes it at once and is idempotent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_plugin_abort_and_stop() {
+    let h = harness().await;
+    let store = h.store();
+    let options = h.plugin_options();
+    let (a, b) = (
+        sextant_registry::RegistryPlugin::start(store.clone(), options.clone())
+            .await
+            .unwrap(),
+        sextant_registry::RegistryPlugin::start(store.clone(), options)
+            .await
+            .unwrap(),
+    );
+    let sa = sextant::Server::new();
+    sa.add_plugin(a.clone());
+    sa.register_with(
+        sextant_registry_testkit::Arith,
+        sextant::RegisterOptions::default(),
+    )
+    .unwrap();
+    let addr_a = sa.start("tcp@127.0.0.1:0").await.unwrap();
+    let sb = sextant::Server::new();
+    sb.add_plugin(b.clone());
+    sb.register_with(
+        sextant_registry_testkit::Arith,
+        sextant::RegisterOptions::default(),
+    )
+    .unwrap();
+    let addr_b = sb.start("tcp@127.0.0.1:0").await.unwrap();
+    let key_a = format!("/rpcx_test/Arith/{addr_a}");
+    let key_b = format!("/rpcx_test/Arith/{addr_b}");
+    wait_until("both published", scenarios::BOUND, || async {
+        a.published() == vec![key_a.clone()] && b.published() == vec![key_b.clone()]
+    })
+    .await;
+    b.stop().await;
+    assert_eq!(RegistryStore::get(&store, &key_b).await.unwrap(), None);
+    assert!(b.published().is_empty());
+    b.stop().await; // idempotent
+    a.abort();
+    assert!(RegistryStore::get(&store, &key_a).await.unwrap().is_some());
+    wait_until("the aborted entry expires", scenarios::BOUND, || async {
+        RegistryStore::get(&store, &key_a).await.unwrap().is_none()
+    })
+    .await;
+    sa.shutdown(Duration::from_secs(1)).await.unwrap();
+    sb.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 
 /// The HTTP API answers bad requests with 4xx and a JSON error, and bounds TTLs.

@@ -36,6 +36,14 @@ impl Harness for ZooKeeper {
         ZooKeeperStore::new(&self.engine.address(), ZooKeeperOptions::default()).unwrap()
     }
 
+    fn address(&self) -> String {
+        self.engine.address()
+    }
+
+    fn store_via(&self, port: u16) -> ZooKeeperStore {
+        ZooKeeperStore::new(&format!("127.0.0.1:{port}"), ZooKeeperOptions::default()).unwrap()
+    }
+
     fn unreachable_store() -> ZooKeeperStore {
         ZooKeeperStore::new(
             &format!("127.0.0.1:{}", free_port()),
@@ -142,6 +150,12 @@ async fn zookeeper_bad_entries_are_skipped() {
 async fn zookeeper_base_path_is_normalized() {
     let Some(h) = harness().await else { return };
     scenarios::base_path_is_normalized(&h).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_partition_then_catch_up() {
+    let Some(h) = harness().await else { return };
+    scenarios::partition_then_catch_up(&h).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
