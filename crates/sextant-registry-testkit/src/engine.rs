@@ -17,10 +17,12 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Whether `SEXTANT_REQUIRE_SERVICES=1`: missing engines fail tests instead of skipping them.
 pub fn services_required() -> bool {
@@ -229,6 +231,18 @@ impl Drop for Process {
     }
 }
 
+/// How many engines of one kind may run at once in a test process: test binaries run their
+/// tests in parallel (one per core), and a ZooKeeper is a JVM.
+fn permits(name: &str) -> Arc<Semaphore> {
+    static ZK: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    static OTHER: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    if name == "zookeeper" {
+        ZK.get_or_init(|| Arc::new(Semaphore::new(3))).clone()
+    } else {
+        OTHER.get_or_init(|| Arc::new(Semaphore::new(6))).clone()
+    }
+}
+
 /// An engine started for a test: stop it, start it again (same port, same data), drop it to
 /// kill it.
 #[derive(Debug)]
@@ -236,14 +250,20 @@ pub struct Engine {
     process: Process,
     // Declared after `process` so the directory outlives the process.
     dir: tempfile::TempDir,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Engine {
     async fn start(spec: Spec, dir: tempfile::TempDir) -> Engine {
+        let permit = permits(spec.name)
+            .acquire_owned()
+            .await
+            .expect("the engine semaphore is never closed");
         let log = dir.path().join(format!("{}.log", spec.name));
         Engine {
             process: Process::start(spec, log).await,
             dir,
+            _permit: permit,
         }
     }
 
