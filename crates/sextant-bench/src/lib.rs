@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bench_common::cli::{ClientArgs, ServerArgs};
+
 use bench_common::{driver, message};
 use sextant::{CallOptions, Client, ClientOptions, Proto, SerializeType, Server};
 use sextant_interop::{Args, Reply};
@@ -154,4 +155,58 @@ pub async fn idle(
         "only {alive} of {connections} connections stayed open"
     );
     Ok(())
+}
+
+/// The benchmark's subcommands (`sextant bench ...` and `sextant-bench ...`).
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Serve Hello.Say (and Arith) until interrupted.
+    Server(ServerArgs),
+    /// Drive a closed-loop load against an rpcx server and report TPS and latency percentiles.
+    Client {
+        /// Load and report flags, shared with the tonic and tarpc peers.
+        #[command(flatten)]
+        args: ClientArgs,
+        /// What each call does.
+        #[arg(long, value_enum, default_value_t = Workload::Hello)]
+        workload: Workload,
+    },
+    /// Hold many idle connections to a server and report its resident memory.
+    Idle {
+        /// Loopback address of the server.
+        #[arg(long, default_value = "127.0.0.1:8972", value_parser = bench_common::cli::parse_loopback)]
+        addr: std::net::SocketAddr,
+        /// Connections to open.
+        #[arg(short = 'n', long, default_value_t = 10_000)]
+        connections: usize,
+        /// The server's process id, to read its RSS from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Seconds to let the connections sit idle before the last reading.
+        #[arg(long, default_value_t = 3)]
+        settle_secs: u64,
+    },
+}
+
+/// Runs a benchmark subcommand on its own tokio runtime (with `--threads` workers when given).
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Server(args) => {
+            bench_common::cli::runtime(args.threads)?.block_on(serve(args))
+        }
+        BenchCommand::Client { args, workload } => {
+            bench_common::cli::runtime(args.threads)?.block_on(client(args, workload))
+        }
+        BenchCommand::Idle {
+            addr,
+            connections,
+            server_pid,
+            settle_secs,
+        } => bench_common::cli::runtime(None)?.block_on(idle(
+            addr,
+            connections,
+            server_pid,
+            std::time::Duration::from_secs(settle_secs),
+        )),
+    }
 }

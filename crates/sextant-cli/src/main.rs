@@ -2,6 +2,9 @@
 //!
 //! ```text
 //! sextant registry --addr 127.0.0.1:9980    run the embedded registry
+//! sextant bench server --addr 127.0.0.1:8972 serve rpcx-benchmark's Hello.Say
+//! sextant bench client --addr 127.0.0.1:8972 -c 100 -k 10 -n 100000
+//!                                              load any rpcx server, report TPS and latencies
 //! ```
 //!
 //! Each subcommand lives in its own module with its clap `Args` struct and a `run` function;
@@ -33,10 +36,30 @@ enum Command {
     /// Run the embedded registry: an in-memory service registry over HTTP with heartbeats and
     /// TTLs, for one machine and first contact (no external service).
     Registry(registry::RegistryArgs),
+    /// rpcx-benchmark: serve `Hello.Say`, or load any rpcx server with a closed loop of callers
+    /// and report TPS and latency percentiles (see docs/BENCHMARKS.md).
+    Bench {
+        /// What to run.
+        #[command(subcommand)]
+        command: sextant_bench::BenchCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        // The benchmark sizes its own runtime (`--threads`) and prints its own report.
+        Command::Bench { command } => {
+            return match sextant_bench::run(command) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sextant bench: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        other => other,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -55,8 +78,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Registry(args) => registry::run(args).await,
+            Command::Bench { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
