@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::gate::Gate;
 use super::{Breaker, BreakerState};
 
 /// Opens after `failure_threshold` failures in a row (rpcx's `ConsecCircuitBreaker`); after
@@ -23,8 +24,7 @@ pub struct ConsecutiveBreaker {
 #[derive(Debug, Default)]
 struct State {
     failures: u32,
-    opened_at: Option<Instant>,
-    trial_since: Option<Instant>,
+    gate: Gate,
 }
 
 impl ConsecutiveBreaker {
@@ -41,19 +41,6 @@ impl ConsecutiveBreaker {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn state_of(&self, s: &State, now: Instant) -> BreakerState {
-        match s.opened_at {
-            None => BreakerState::Closed,
-            Some(t) if now.duration_since(t) >= self.window => BreakerState::HalfOpen,
-            Some(_) => BreakerState::Open,
-        }
-    }
-
-    fn trial_free(&self, s: &State, now: Instant) -> bool {
-        s.trial_since
-            .is_none_or(|t| now.duration_since(t) >= self.window)
-    }
-
     /// Consecutive failures counted so far.
     pub fn failures(&self) -> u32 {
         self.lock().failures
@@ -62,30 +49,11 @@ impl ConsecutiveBreaker {
 
 impl Breaker for ConsecutiveBreaker {
     fn ready(&self) -> bool {
-        let s = self.lock();
-        let now = Instant::now();
-        match self.state_of(&s, now) {
-            BreakerState::Closed => true,
-            BreakerState::Open => false,
-            BreakerState::HalfOpen => self.trial_free(&s, now),
-        }
+        self.lock().gate.ready(self.window, Instant::now())
     }
 
     fn try_acquire(&self) -> bool {
-        let mut s = self.lock();
-        let now = Instant::now();
-        match self.state_of(&s, now) {
-            BreakerState::Closed => true,
-            BreakerState::Open => false,
-            BreakerState::HalfOpen => {
-                if self.trial_free(&s, now) {
-                    s.trial_since = Some(now);
-                    true
-                } else {
-                    false
-                }
-            }
-        }
+        self.lock().gate.try_acquire(self.window, Instant::now())
     }
 
     fn success(&self) {
@@ -95,19 +63,18 @@ impl Breaker for ConsecutiveBreaker {
     fn fail(&self) {
         let mut s = self.lock();
         s.failures = s.failures.saturating_add(1);
-        s.trial_since = None;
+        s.gate.release_trial();
         if s.failures >= self.failure_threshold {
-            s.opened_at = Some(Instant::now());
+            s.gate.open(Instant::now());
         }
     }
 
     fn release(&self) {
-        self.lock().trial_since = None;
+        self.lock().gate.release_trial();
     }
 
     fn state(&self) -> BreakerState {
-        let s = self.lock();
-        self.state_of(&s, Instant::now())
+        self.lock().gate.state(self.window, Instant::now())
     }
 }
 

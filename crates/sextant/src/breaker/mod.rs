@@ -22,6 +22,7 @@ use std::fmt;
 use std::sync::Arc;
 
 mod consecutive;
+mod gate;
 mod rate;
 
 pub use consecutive::ConsecutiveBreaker;

@@ -3,6 +3,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::gate::Gate;
 use super::{Breaker, BreakerState};
 
 const BUCKETS: usize = 10;
@@ -26,8 +27,7 @@ pub struct RateBreaker {
 struct State {
     /// (bucket number, successes, failures)
     buckets: [(u64, u64, u64); BUCKETS],
-    opened_at: Option<Instant>,
-    trial_since: Option<Instant>,
+    gate: Gate,
 }
 
 impl RateBreaker {
@@ -80,19 +80,6 @@ impl RateBreaker {
             .fold((0, 0), |(c, f), b| (c + b.1 + b.2, f + b.2))
     }
 
-    fn state_of(&self, s: &State, now: Instant) -> BreakerState {
-        match s.opened_at {
-            None => BreakerState::Closed,
-            Some(t) if now.duration_since(t) >= self.window => BreakerState::HalfOpen,
-            Some(_) => BreakerState::Open,
-        }
-    }
-
-    fn trial_free(&self, s: &State, now: Instant) -> bool {
-        s.trial_since
-            .is_none_or(|t| now.duration_since(t) >= self.window)
-    }
-
     /// The share of failed calls in the window (0 when there were none).
     pub fn failure_rate(&self) -> f64 {
         let s = self.lock();
@@ -107,36 +94,17 @@ impl RateBreaker {
 
 impl Breaker for RateBreaker {
     fn ready(&self) -> bool {
-        let s = self.lock();
-        let now = Instant::now();
-        match self.state_of(&s, now) {
-            BreakerState::Closed => true,
-            BreakerState::Open => false,
-            BreakerState::HalfOpen => self.trial_free(&s, now),
-        }
+        self.lock().gate.ready(self.window, Instant::now())
     }
 
     fn try_acquire(&self) -> bool {
-        let mut s = self.lock();
-        let now = Instant::now();
-        match self.state_of(&s, now) {
-            BreakerState::Closed => true,
-            BreakerState::Open => false,
-            BreakerState::HalfOpen => {
-                if self.trial_free(&s, now) {
-                    s.trial_since = Some(now);
-                    true
-                } else {
-                    false
-                }
-            }
-        }
+        self.lock().gate.try_acquire(self.window, Instant::now())
     }
 
     fn success(&self) {
         let mut s = self.lock();
         let now = Instant::now();
-        if s.opened_at.is_some() {
+        if s.gate.is_tripped() {
             // The trial answered: start over with a clean slate.
             *s = State::default();
             return;
@@ -147,27 +115,24 @@ impl Breaker for RateBreaker {
     fn fail(&self) {
         let mut s = self.lock();
         let now = Instant::now();
-        if s.opened_at.is_some() {
-            s.opened_at = Some(now);
-            s.trial_since = None;
+        if s.gate.is_tripped() {
+            s.gate.open(now);
             return;
         }
         self.record(&mut s, now, false);
         let (calls, failures) = self.totals(&s, now);
         if calls >= self.min_samples && failures as f64 >= self.rate * calls as f64 {
-            s.opened_at = Some(now);
-            s.trial_since = None;
+            s.gate.open(now);
             s.buckets = Default::default();
         }
     }
 
     fn release(&self) {
-        self.lock().trial_since = None;
+        self.lock().gate.release_trial();
     }
 
     fn state(&self) -> BreakerState {
-        let s = self.lock();
-        self.state_of(&s, Instant::now())
+        self.lock().gate.state(self.window, Instant::now())
     }
 }
 
