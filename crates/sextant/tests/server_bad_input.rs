@@ -309,3 +309,50 @@ async fn a_flood_on_one_connection_is_held_back_and_others_keep_working() {
     );
     server.shutdown(Duration::from_secs(2)).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut_by_write_timeout() {
+    let (server, addr) =
+        server_with(Server::builder().write_timeout(Duration::from_millis(200))).await;
+    server
+        .register_fn(
+            "Echo",
+            "Echo",
+            "",
+            |_cx: Context, b: sextant::Raw| async move { Ok::<_, ServiceError>(b) },
+        )
+        .unwrap();
+
+    // 40 requests whose 1 MiB replies fill the socket buffers of a peer that does not read.
+    let payload = Bytes::from(vec![7u8; 1 << 20]);
+    let mut sock = TcpStream::connect(&addr).await.unwrap();
+    for i in 0..40u64 {
+        let m = request(i, "Echo", "Echo", SerializeType::NONE, payload.clone());
+        let frame = m.to_bytes().unwrap();
+        if tokio::time::timeout(Duration::from_secs(10), sock.write_all(&frame))
+            .await
+            .is_err()
+        {
+            break; // the server stopped reading too: enough is queued
+        }
+    }
+    // Give the write timeout time to fire, then drain: the stream must end (bounded).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut received = 0usize;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf))
+            .await
+            .expect("connection never closed")
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n,
+        }
+    }
+    assert!(
+        received < 40 << 20,
+        "all {received} bytes arrived: the write timeout did not cut the connection"
+    );
+    assert_still_serving(&addr).await;
+    server.shutdown(Duration::from_secs(2)).await.unwrap();
+}
