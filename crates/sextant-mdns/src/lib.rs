@@ -20,7 +20,8 @@
 //!
 //! There is no registry to hold a TTL. A server's refreshes re-announce its instance (new rates);
 //! a graceful shutdown (or unregistering the last service) sends goodbye packets, so discoveries
-//! drop it at once; a server that dies silently stops answering, and discoveries, which re-verify
+//! drop it within half a second (a reported removal waits that long, so that re-announcing an
+//! instance with one service fewer never makes its other services vanish); a server that dies silently stops answering, and discoveries, which re-verify
 //! every known instance every [`MdnsOptions::verify_interval`] (RFC 6762 §10.4: a query that gets
 //! no answer within [`MdnsOptions::verify_timeout`] flushes the instance), drop it then. A store
 //! dropped without [`close`](sextant_registry::RegistryStore::close) (the process is going away)
@@ -322,6 +323,10 @@ async fn browse_loop(
 ) {
     let mut verify = tokio::time::interval(verify_interval);
     verify.tick().await;
+    // Removals wait REMOVAL_DELAY: re-announcing an instance with new TXT data (one of its
+    // services unregistered) can show up as a removal followed by a resolution, and the other
+    // services must not vanish in between. A resolution within the delay cancels the removal.
+    let mut pending_removals: HashMap<String, tokio::time::Instant> = HashMap::new();
     let bump = || {
         version.send_modify(|v| *v += 1);
     };
@@ -346,6 +351,7 @@ async fn browse_loop(
                                 (p.key().to_string(), v)
                             })
                             .collect();
+                        pending_removals.remove(s.get_fullname());
                         instances
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -353,13 +359,28 @@ async fn browse_loop(
                         bump();
                     }
                     ServiceEvent::ServiceRemoved(_, fullname) => {
-                        instances
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&fullname);
-                        bump();
+                        pending_removals.insert(fullname, tokio::time::Instant::now() + REMOVAL_DELAY);
                     }
                     _ => {}
+                }
+            }
+            _ = sleep_until_first(&pending_removals), if !pending_removals.is_empty() => {
+                let now = tokio::time::Instant::now();
+                let due: Vec<String> = pending_removals
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                let mut removed = false;
+                {
+                    let mut map = instances.lock().unwrap_or_else(|p| p.into_inner());
+                    for name in &due {
+                        pending_removals.remove(name);
+                        removed |= map.remove(name).is_some();
+                    }
+                }
+                if removed {
+                    bump();
                 }
             }
             _ = verify.tick() => {
@@ -376,6 +397,16 @@ async fn browse_loop(
                 }
             }
         }
+    }
+}
+
+/// How long a reported removal waits for the instance to be resolved again before it counts.
+const REMOVAL_DELAY: Duration = Duration::from_millis(500);
+
+async fn sleep_until_first(pending: &HashMap<String, tokio::time::Instant>) {
+    match pending.values().min() {
+        Some(at) => tokio::time::sleep_until(*at).await,
+        None => std::future::pending().await,
     }
 }
 
