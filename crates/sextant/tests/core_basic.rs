@@ -222,3 +222,33 @@ async fn register_only_chosen_methods_and_unregister() {
     );
     server.shutdown(Duration::from_secs(2)).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_error_arriving_after_the_deadline_is_the_deadline() {
+    // The handler fails at about the moment the caller's deadline passes: whichever comes
+    // first on the wire, the caller sees `DeadlineExceeded`, never the late service error.
+    let server = Server::new();
+    server
+        .register_fn("Late", "Fail", "", |_cx: Context, ms: u64| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Err::<(), _>(ServiceError::new("too late"))
+        })
+        .unwrap();
+    let addr = server.start("tcp@127.0.0.1:0").await.unwrap();
+    let client = Client::connect(&addr, ClientOptions::default())
+        .await
+        .unwrap();
+    for ms in [100u64, 101, 102, 103, 104, 105] {
+        let e = client
+            .call_with::<_, ()>(
+                "Late",
+                "Fail",
+                &(ms + 1),
+                CallOptions::new().timeout(Duration::from_millis(ms)),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::DeadlineExceeded), "{ms} ms: {e}");
+    }
+    server.shutdown(Duration::from_secs(2)).await.unwrap();
+}

@@ -673,7 +673,18 @@ impl<R: Decode> Future for PendingCall<R> {
                         .unwrap_or(Error::Closed)))
                 }
             };
-            return Poll::Ready(decode_response(msg, this.want_metadata, &this.client));
+            let result = decode_response(msg, this.want_metadata, &this.client);
+            // The caller's deadline has passed: an error that arrives now (typically the server
+            // enforcing the same deadline a moment before this side's timer was polled) is the
+            // deadline, whatever its text. A reply that made it is still returned.
+            let expired = this
+                .deadline
+                .as_ref()
+                .is_some_and(|d| d.deadline() <= tokio::time::Instant::now());
+            if expired && result.is_err() {
+                return Poll::Ready(Err(Error::DeadlineExceeded));
+            }
+            return Poll::Ready(result);
         }
         if let Some(d) = this.deadline.as_mut() {
             ready!(d.as_mut().poll(cx));
