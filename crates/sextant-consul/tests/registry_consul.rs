@@ -163,67 +163,9 @@ async fn agent() -> Agent {
 
 // rpcx's KV layout.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_register_discover_call() {
-    scenarios::register_discover_call(&kv().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_crash_disappears_within_ttl() {
-    // The session TTL is 10 s (Consul's minimum); the fake invalidates exactly at the TTL.
-    scenarios::crash_disappears_within_ttl(&kv().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_graceful_shutdown_removes_at_once() {
-    scenarios::graceful_shutdown_removes_at_once(&kv().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_inactive_state_is_reported() {
-    scenarios::inactive_state_is_reported(&kv().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_restart_under_load() {
-    scenarios::restart_under_load(&mut kv().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_xclient_inactive_and_groups() {
-    scenarios::xclient_inactive_and_groups(&kv().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_two_groups() {
-    scenarios::two_groups(&kv().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_bad_entries_are_skipped() {
-    scenarios::bad_entries_are_skipped(&kv().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_base_path_is_normalized() {
-    scenarios::base_path_is_normalized(&kv().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_partition_then_catch_up() {
-    scenarios::partition_then_catch_up(&kv().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_partition_then_catch_up() {
-    scenarios::partition_then_catch_up(&agent().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_kv_unreachable_at_start() {
-    init_logging();
-    scenarios::unreachable_at_start::<Kv>().await;
-}
+// The scenarios every backend runs (sextant_registry_testkit::scenarios).
+sextant_registry_testkit::scenario_tests!(mod consul_kv_scenarios, Kv, kv);
+sextant_registry_testkit::scenario_tests!(mod consul_agent_scenarios, Agent, agent);
 
 /// What a Go rpcx program reads: the key without its leading slash, the raw metadata as value,
 /// held by a `delete` session.
@@ -313,58 +255,6 @@ async fn consul_kv_lost_session_is_replaced() {
 }
 
 // Agent services with TTL checks.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_register_discover_call() {
-    scenarios::register_discover_call(&agent().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_crash_disappears_within_ttl() {
-    // The TTL check goes critical 2 s after the last pass: the health API drops the instance.
-    scenarios::crash_disappears_within_ttl(&agent().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_graceful_shutdown_removes_at_once() {
-    scenarios::graceful_shutdown_removes_at_once(&agent().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_inactive_state_is_reported() {
-    scenarios::inactive_state_is_reported(&agent().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_restart_under_load() {
-    scenarios::restart_under_load(&mut agent().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_xclient_inactive_and_groups() {
-    scenarios::xclient_inactive_and_groups(&agent().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_two_groups() {
-    scenarios::two_groups(&agent().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_bad_entries_are_skipped() {
-    scenarios::bad_entries_are_skipped(&agent().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_base_path_is_normalized() {
-    scenarios::base_path_is_normalized(&agent().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_agent_unreachable_at_start() {
-    init_logging();
-    scenarios::unreachable_at_start::<Agent>().await;
-}
 
 /// The registration Consul holds: the rpcx key as ID, the service path as name, the base path as
 /// tag, the address split into Address/Port, rpcx's fields in Meta, a TTL check.

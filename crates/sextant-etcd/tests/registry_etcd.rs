@@ -78,71 +78,8 @@ async fn harness() -> Option<Etcd> {
     Etcd::start_on(None).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_register_discover_call() {
-    let Some(h) = harness().await else { return };
-    scenarios::register_discover_call(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_crash_disappears_within_ttl() {
-    let Some(h) = harness().await else { return };
-    scenarios::crash_disappears_within_ttl(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_graceful_shutdown_removes_at_once() {
-    let Some(h) = harness().await else { return };
-    scenarios::graceful_shutdown_removes_at_once(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_inactive_state_is_reported() {
-    let Some(h) = harness().await else { return };
-    scenarios::inactive_state_is_reported(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_restart_under_load() {
-    let Some(mut h) = harness().await else { return };
-    scenarios::restart_under_load(&mut h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_xclient_inactive_and_groups() {
-    let Some(h) = harness().await else { return };
-    scenarios::xclient_inactive_and_groups(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_two_groups() {
-    let Some(h) = harness().await else { return };
-    scenarios::two_groups(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_bad_entries_are_skipped() {
-    let Some(h) = harness().await else { return };
-    scenarios::bad_entries_are_skipped(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_base_path_is_normalized() {
-    let Some(h) = harness().await else { return };
-    scenarios::base_path_is_normalized(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_partition_then_catch_up() {
-    let Some(h) = harness().await else { return };
-    scenarios::partition_then_catch_up(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_unreachable_at_start() {
-    init_logging();
-    scenarios::unreachable_at_start::<Etcd>().await;
-}
+// The scenarios every backend runs (sextant_registry_testkit::scenarios).
+sextant_registry_testkit::scenario_tests!(mod etcd_scenarios, Etcd, harness, optional);
 
 /// The layout a Go rpcx program reads: the entry is at the exact rpcx key, attached to a lease
 /// with the TTL; rpcx's directory markers (`/rpcx_test/Arith` = `Arith`) and other services' keys

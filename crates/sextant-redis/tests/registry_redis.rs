@@ -96,72 +96,8 @@ async fn harness() -> Option<Redis> {
     Redis::start_on(None).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_register_discover_call() {
-    let Some(h) = harness().await else { return };
-    scenarios::register_discover_call(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_crash_disappears_within_ttl() {
-    let Some(h) = harness().await else { return };
-    scenarios::crash_disappears_within_ttl(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_graceful_shutdown_removes_at_once() {
-    let Some(h) = harness().await else { return };
-    scenarios::graceful_shutdown_removes_at_once(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_inactive_state_is_reported() {
-    let Some(h) = harness().await else { return };
-    scenarios::inactive_state_is_reported(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_restart_under_load() {
-    // The test's Redis persists to an append-only file, so a restart keeps keys and TTLs.
-    let Some(mut h) = harness().await else { return };
-    scenarios::restart_under_load(&mut h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_xclient_inactive_and_groups() {
-    let Some(h) = harness().await else { return };
-    scenarios::xclient_inactive_and_groups(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_two_groups() {
-    let Some(h) = harness().await else { return };
-    scenarios::two_groups(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_bad_entries_are_skipped() {
-    let Some(h) = harness().await else { return };
-    scenarios::bad_entries_are_skipped(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_base_path_is_normalized() {
-    let Some(h) = harness().await else { return };
-    scenarios::base_path_is_normalized(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_partition_then_catch_up() {
-    let Some(h) = harness().await else { return };
-    scenarios::partition_then_catch_up(&h).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_unreachable_at_start() {
-    init_logging();
-    scenarios::unreachable_at_start::<Redis>().await;
-}
+// The scenarios every backend runs (sextant_registry_testkit::scenarios).
+sextant_registry_testkit::scenario_tests!(mod redis_scenarios, Redis, harness, optional);
 
 /// What a Go rpcx program reads: libkv's JSON at the normalized key, with a PX TTL; and the
 /// store turned keyspace notifications on.

@@ -558,3 +558,65 @@ pub async fn partition_then_catch_up<H: Harness>(h: &H) {
     assert_eq!(addresses(&d), vec![b_addr]);
     b.shutdown().await;
 }
+
+/// Declares the shared scenarios above as `#[tokio::test]`s in a module, so that every backend
+/// runs every scenario and a new scenario reaches them all at once.
+///
+/// `harness` is an async function in the calling module returning the backend's [`Harness`];
+/// with `optional`, it returns `Option<H>` and `None` (the engine is not installed and
+/// `SEXTANT_REQUIRE_SERVICES` is not set) makes each test return early, after the harness has
+/// said why.
+///
+/// ```ignore
+/// sextant_registry_testkit::scenario_tests!(mod etcd_scenarios, Etcd, harness, optional);
+/// sextant_registry_testkit::scenario_tests!(mod embedded_scenarios, Embedded, harness);
+/// ```
+#[macro_export]
+macro_rules! scenario_tests {
+    (mod $module:ident, $harness_type:ty, $harness:ident) => {
+        $crate::scenario_tests!(@tests $module, $harness_type, ::std::option::Option::Some(super::$harness().await));
+    };
+    (mod $module:ident, $harness_type:ty, $harness:ident, optional) => {
+        $crate::scenario_tests!(@tests $module, $harness_type, super::$harness().await);
+    };
+    (@tests $module:ident, $harness_type:ty, $make:expr) => {
+        mod $module {
+            // The harness type and function live in the calling test file.
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::scenarios;
+
+            $crate::scenario_tests!(@each $make;
+                register_discover_call,
+                crash_disappears_within_ttl,
+                graceful_shutdown_removes_at_once,
+                inactive_state_is_reported,
+                xclient_inactive_and_groups,
+                two_groups,
+                bad_entries_are_skipped,
+                base_path_is_normalized,
+                partition_then_catch_up,
+            );
+
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn restart_under_load() {
+                let ::std::option::Option::Some(mut h) = $make else { return };
+                scenarios::restart_under_load(&mut h).await;
+            }
+
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn unreachable_at_start() {
+                scenarios::unreachable_at_start::<$harness_type>().await;
+            }
+        }
+    };
+    (@each $make:expr; $($scenario:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let ::std::option::Option::Some(h) = $make else { return };
+                scenarios::$scenario(&h).await;
+            }
+        )*
+    };
+}

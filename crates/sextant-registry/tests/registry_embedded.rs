@@ -109,63 +109,8 @@ async fn harness() -> Embedded {
     Embedded::start_on(None).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_register_discover_call() {
-    scenarios::register_discover_call(&harness().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_crash_disappears_within_ttl() {
-    scenarios::crash_disappears_within_ttl(&harness().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_graceful_shutdown_removes_at_once() {
-    scenarios::graceful_shutdown_removes_at_once(&harness().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_inactive_state_is_reported() {
-    scenarios::inactive_state_is_reported(&harness().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_restart_under_load() {
-    // The registry comes back empty: the servers' refreshes re-create the entries, and the
-    // discovery keeps its servers meanwhile (reconnect grace).
-    scenarios::restart_under_load(&mut harness().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_xclient_inactive_and_groups() {
-    scenarios::xclient_inactive_and_groups(&harness().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_two_groups() {
-    scenarios::two_groups(&harness().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_bad_entries_are_skipped() {
-    scenarios::bad_entries_are_skipped(&harness().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_base_path_is_normalized() {
-    scenarios::base_path_is_normalized(&harness().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_partition_then_catch_up() {
-    scenarios::partition_then_catch_up(&harness().await).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_unreachable_at_start() {
-    init_logging();
-    scenarios::unreachable_at_start::<Embedded>().await;
-}
+// The scenarios every backend runs (sextant_registry_testkit::scenarios).
+sextant_registry_testkit::scenario_tests!(mod embedded_scenarios, Embedded, harness);
 
 /// Without the grace period, a registry that restarted empty would empty the list until the
 /// servers refresh; with it (the default), the list never empties.
