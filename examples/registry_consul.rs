@@ -3,7 +3,8 @@
 //! (`rpcx_test/Arith/tcp@...` held by a session); `CONSUL_MODE=agent` registers agent services
 //! with TTL checks instead.
 //!
-//! Needs a Consul agent: `consul agent -dev`, then `cargo run --example registry-consul`.
+//! Needs a Consul agent: `consul agent -dev`, then
+//! `cargo run --example registry-consul --features consul`.
 //! `CONSUL_ADDR` overrides `http://127.0.0.1:8500`. Exits 1 with a message when Consul cannot
 //! be reached. (Consul sessions live at least 10 s, so in KV mode a crashed server lingers for
 //! 10-20 s; a graceful shutdown, as here, removes it at once.)

@@ -2,7 +2,8 @@
 //! `/rpcx_test/Arith/tcp@...` (leases with keep-alive), an XClient finds them, one leaves.
 //!
 //! Needs etcd: `etcd` (Debian: `apt install etcd-server`), then
-//! `cargo run --example registry-etcd`. `ETCD_ADDR` overrides `http://127.0.0.1:2379`.
+//! `cargo run --example registry-etcd --features etcd` (building etcd-client needs `protoc`:
+//! Debian's `protobuf-compiler`). `ETCD_ADDR` overrides `http://127.0.0.1:2379`.
 //! Exits 1 with a message when etcd cannot be reached.
 
 #[path = "registry_common.rs"]

@@ -2,8 +2,8 @@
 //! `/rpcx_test/Arith/tcp@...` (libkv's JSON values, PX TTLs), an XClient finds them through
 //! keyspace notifications, one leaves.
 //!
-//! Needs Redis: `redis-server`, then `cargo run --example registry-redis`. `REDIS_ADDR`
-//! overrides `redis://127.0.0.1:6379`. Exits 1 with a message when Redis cannot be reached.
+//! Needs Redis: `redis-server`, then `cargo run --example registry-redis --features redis`.
+//! `REDIS_ADDR` overrides `redis://127.0.0.1:6379`. Exits 1 with a message when Redis cannot be reached.
 
 #[path = "registry_common.rs"]
 mod common;

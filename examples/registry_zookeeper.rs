@@ -3,7 +3,8 @@
 //!
 //! Needs ZooKeeper 3.6+ (Debian: `apt install zookeeperd`, or
 //! `java -cp /usr/share/java/zookeeper.jar org.apache.zookeeper.server.ZooKeeperServerMain zoo.cfg`),
-//! then `cargo run --example registry-zookeeper`. `ZK_ADDR` overrides `127.0.0.1:2181`.
+//! then `cargo run --example registry-zookeeper --features zookeeper`. `ZK_ADDR` overrides
+//! `127.0.0.1:2181`.
 //! Exits 1 with a message when ZooKeeper cannot be reached.
 
 #[path = "registry_common.rs"]
