@@ -1,4 +1,4 @@
-//! The server the Go captures in `shared/wire` came from, in sextant: `Arith` (Mul, Add, Div),
+//! The server the Go captures in `testdata/wire` came from, in sextant: `Arith` (Mul, Add, Div),
 //! `ArithFn`, `Echo.Echo` and `Hello.Say`, optionally with an auth token. A Go rpcx client can
 //! call it; so can `cargo run --example interop-client`.
 //!

@@ -1,4 +1,4 @@
-//! rpcx-benchmark's proto2 `BenchmarkMessage` (shared/bench/benchmark.proto), written out for
+//! rpcx-benchmark's proto2 `BenchmarkMessage` (testdata/benchmark.proto), written out for
 //! `prost` by hand so that building needs no `protoc`.
 
 /// rpcx-benchmark's message: 581 bytes when filled as its client fills it ([`BenchmarkMessage::filled`]).

@@ -1,4 +1,4 @@
-//! What the Go rpcx server that produced `shared/wire` served, re-implemented with sextant, plus
+//! What the Go rpcx server that produced `testdata/wire` served, re-implemented with sextant, plus
 //! rpcx-benchmark's `BenchmarkMessage`.
 //!
 //! - `Arith` (`Mul`, `Add`, `Div`; `Div` fails with `divide by zero` when `B` is 0)

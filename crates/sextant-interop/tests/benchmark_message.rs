@@ -6,10 +6,10 @@ use sextant_interop::BenchmarkMessage;
 fn captured_payload() -> bytes::Bytes {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/wire/go-req-hello-say-protobuf.hex"
+        "/../../testdata/wire/go-req-hello-say-protobuf.hex"
     );
     let hex = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{path}: {e} (shared/ must sit beside the repo)"));
+        .unwrap_or_else(|e| panic!("{path}: {e} (the Go rpcx captures belong in the repository's testdata/wire)"));
     let frame = hex::decode(hex.trim()).unwrap();
     sextant::protocol::Message::parse(frame.into())
         .unwrap()

@@ -1,4 +1,4 @@
-//! Replays every request Go's rpcx client sent (shared/wire) against the sextant interop server
+//! Replays every request Go's rpcx client sent (`testdata/wire`) against the sextant interop server
 //! over a raw TCP socket and compares each response with Go's server's, byte for byte (gzip
 //! payloads after decompression).
 
@@ -13,10 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn wire_dir() -> PathBuf {
-    let d = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/wire"));
+    let d = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/wire"));
     assert!(
         d.is_dir(),
-        "{} not found: shared/ must sit beside the repository",
+        "{} not found: the Go rpcx captures belong in the repository's testdata/wire",
         d.display()
     );
     d

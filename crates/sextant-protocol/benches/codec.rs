@@ -1,7 +1,7 @@
 //! Benchmarks of the wire format on messages captured from Go rpcx.
 //!
-//! Run with `cargo bench -p sextant-protocol`. The captures are read from `/work/shared/wire`
-//! (`../../../shared/wire` from this crate).
+//! Run with `cargo bench -p sextant-protocol`. The captures are read from the repository's
+//! `testdata/wire` (`../../testdata/wire` from this crate).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -21,11 +21,11 @@ struct Args {
 
 fn capture(name: &str) -> Bytes {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/wire")
+        .join("../../testdata/wire")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read the Go rpcx capture {} ({e}); the benches need /work/shared/wire",
+            "cannot read the Go rpcx capture {} ({e}); the benches need testdata/wire",
             path.display()
         )
     });

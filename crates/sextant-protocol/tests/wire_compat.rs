@@ -1,7 +1,7 @@
 //! Wire compatibility with real Go rpcx (v1.9.1).
 //!
-//! Every `*.hex` file in `/work/shared/wire` (found as `../../../shared/wire` from this crate) is
-//! one message captured between Go's own rpcx client and server. This suite decodes each of them
+//! Every `*.hex` file in the repository's `testdata/wire` (`../../testdata/wire` from this crate)
+//! is one message captured between Go's own rpcx client and server. This suite decodes each of them
 //! with the default [`Decoder`], checks the fields the captures' README documents, and checks that
 //! the encoder reproduces them byte for byte.
 
@@ -24,11 +24,11 @@ use sextant_protocol::{Message, MAGIC_NUMBER};
 // ---------------------------------------------------------------------------------------------
 
 fn wire_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/wire");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wire");
     assert!(
         dir.is_dir(),
         "the Go rpcx captures are missing: expected a directory of *.hex files at {} \
-         (/work/shared/wire); these tests cannot check wire compatibility without them",
+         (testdata/wire in the repository); these tests cannot check wire compatibility without them",
         dir.display()
     );
     dir

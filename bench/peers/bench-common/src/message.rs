@@ -1,7 +1,8 @@
 //! The rpcx-benchmark `BenchmarkMessage` (proto2) and the `Hello.Say` handler.
 //!
 //! The struct is written by hand with `#[derive(prost::Message)]` so that no `protoc` is needed;
-//! it mirrors `/work/shared/bench/benchmark.proto` field for field (tags, proto2 labels and
+//! it mirrors rpcx-benchmark's `benchmark.proto` (a copy is in the repository's
+//! `testdata/benchmark.proto`) field for field (tags, proto2 labels and
 //! declared defaults). It also derives serde so that serde-based peers (tarpc) carry the very
 //! same value.
 
@@ -17,7 +18,7 @@ pub const SERVICE_PATH: &str = "Hello";
 pub const SERVICE_METHOD: &str = "Say";
 
 /// Size in bytes of [`prepare_args`] encoded as protobuf; the same as the payload Go rpcx put on
-/// the wire in `shared/wire/go-req-hello-say-protobuf.hex`.
+/// the wire in `testdata/wire/go-req-hello-say-protobuf.hex`.
 pub const ENCODED_LEN: usize = 581;
 
 /// The string rpcx-benchmark's client puts in every string field.
@@ -222,7 +223,7 @@ mod tests {
     use prost::Message;
 
     /// The rpcx request `Hello.Say` that Go rpcx sent, protobuf-serialized.
-    const CAPTURED: &str = include_str!("../../../../../shared/wire/go-req-hello-say-protobuf.hex");
+    const CAPTURED: &str = include_str!("../../../../testdata/wire/go-req-hello-say-protobuf.hex");
 
     /// Returns the payload, the last length-prefixed field of an rpcx frame.
     fn rpcx_payload(frame: &[u8]) -> &[u8] {
