@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project on a fresh machine: first the demo with nothing
-# installed, then format, clippy (warnings denied), rustdoc, the whole test suite (registry tests
-# against real etcd, ZooKeeper and Redis servers that the tests start on 127.0.0.1), and every
-# example that needs no external service.
+# installed, then format, clippy (warnings denied), rustdoc, builds without default features, the
+# whole test suite (registry tests against real etcd, ZooKeeper and Redis servers that the tests
+# start on 127.0.0.1), and every example that needs no external service.
 #
 # Usage: scripts/test.sh          (what .ci/run calls)
 # Env:   CARGO_TARGET_DIR         build cache, default ~/.cache/sextant-target (outside the clone)
@@ -45,6 +45,9 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "sextant and sextant-protocol without default features (no macros, no thrift)"
+cargo clippy -p sextant-protocol -p sextant --no-default-features --all-targets --locked -- -D warnings
 
 step "cargo test"
 cargo test --workspace --all-features --locked --no-fail-fast

@@ -263,7 +263,7 @@ pub(crate) async fn list(store: &ConsulStore, dir: &str, index: Option<u64>) -> 
 pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let s = s.as_bytes();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| ALPHABET.iter().position(|&a| a == c).map(|p| p as u32);

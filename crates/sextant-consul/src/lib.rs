@@ -42,7 +42,6 @@
 //! let discovery = ConsulDiscovery::start(store, "/rpcx_test", "Arith", DiscoveryOptions::default()).await?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod agent;
 mod kv;

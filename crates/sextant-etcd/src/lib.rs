@@ -39,7 +39,6 @@
 //!
 //! Building this crate needs `protoc` (the `etcd-client` crate compiles etcd's `.proto` files):
 //! Debian's `protobuf-compiler`, installed by `scripts/services.sh install`.
-#![warn(missing_docs)]
 
 use std::fmt;
 use std::sync::Arc;

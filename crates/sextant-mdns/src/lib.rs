@@ -42,7 +42,6 @@
 //! let discovery = MdnsDiscovery::start(MdnsStore::new(MdnsOptions::default()), "/rpcx_test", "Arith", DiscoveryOptions::default()).await?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

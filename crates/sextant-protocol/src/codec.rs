@@ -352,6 +352,7 @@ impl<T: prost::Message + Default> Decode for Proto<T> {
 /// A Thrift struct carried with serialize type 4, in the Thrift binary protocol as rpcx's
 /// `ThriftCodec` writes it.
 #[cfg(feature = "thrift")]
+#[cfg_attr(docsrs, doc(cfg(feature = "thrift")))]
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Thrift<T>(pub T);
 

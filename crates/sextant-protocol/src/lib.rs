@@ -41,6 +41,7 @@
 //!
 //! - `thrift` (default): the Thrift codec, [`codec::Thrift`].
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod codec;
 pub mod compress;
@@ -49,6 +50,7 @@ pub mod header;
 pub mod message;
 
 #[cfg(feature = "thrift")]
+#[cfg_attr(docsrs, doc(cfg(feature = "thrift")))]
 pub use codec::Thrift;
 pub use codec::{Codec, CodecError, Codecs, Decode, Encode, Proto, Raw};
 pub use error::ProtocolError;

@@ -37,7 +37,6 @@
 //! let discovery = RedisDiscovery::start(store, "/rpcx_test", "Arith", DiscoveryOptions::default()).await?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 pub mod libkv;
 

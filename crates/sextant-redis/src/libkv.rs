@@ -67,7 +67,7 @@ pub(crate) fn base64_encode(data: &[u8]) -> String {
 /// Decodes standard base64 with padding; `None` if it is not.
 pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| ALPHABET.iter().position(|&a| a == c).map(|p| p as u32);

@@ -8,7 +8,6 @@
 //! - [`proxy`]: a TCP proxy a test can cut and restore, to partition one client from a registry.
 //! - [`scenarios`]: what every registry engine must do, written once and run by each backend's
 //!   tests through a [`scenarios::Harness`].
-#![warn(missing_docs)]
 
 pub mod engine;
 pub mod proxy;

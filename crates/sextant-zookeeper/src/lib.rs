@@ -39,7 +39,6 @@
 //! let discovery = ZooKeeperDiscovery::start(store, "/rpcx_test", "Arith", DiscoveryOptions::default()).await?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 use std::fmt;
 use std::sync::Arc;

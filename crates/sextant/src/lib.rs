@@ -90,6 +90,7 @@
 //! - `macros` (default): the [`service`] attribute macro.
 //! - `thrift` (default): the Thrift codec.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod breaker;
 pub mod client;
@@ -117,6 +118,7 @@ pub use xclient::{FailMode, XClient, XClientOptions};
 /// The wire format: messages, codecs, compression (re-export of `sextant-protocol`).
 pub use sextant_protocol as protocol;
 #[cfg(feature = "thrift")]
+#[cfg_attr(docsrs, doc(cfg(feature = "thrift")))]
 pub use sextant_protocol::Thrift;
 pub use sextant_protocol::{keys, CompressType, Metadata, Proto, Raw, SerializeType};
 
@@ -151,6 +153,7 @@ pub use sextant_protocol::{keys, CompressType, Metadata, Proto, Raw, SerializeTy
 /// A method whose types cannot be encoded, or whose signature is not of this shape, fails to
 /// compile.
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use sextant_macros::service;
 
 #[doc(hidden)]
