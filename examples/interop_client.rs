@@ -55,7 +55,7 @@ async fn main() -> sextant::Result<()> {
         .call_with::<_, Proto<BenchmarkMessage>>(
             "Hello",
             "Say",
-            &Proto(BenchmarkMessage::filled()),
+            &Proto(sextant_interop::prepare_args()),
             CallOptions::new().serialize_type(SerializeType::PROTOBUF),
         )
         .await?;

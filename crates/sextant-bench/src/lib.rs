@@ -1,19 +1,17 @@
 //! sextant's side of the rpcx-benchmark comparison (`bench/`): the `Hello.Say` server and the
-//! closed-loop client, with the same flags, driver and report as the tonic and tarpc peers in
-//! `bench/peers`, so that all three are measured the same way.
+//! closed-loop client, with the same flags, driver and report (crate `sextant-bench-driver`) as
+//! the tonic and tarpc peers in `bench/peers`, so that all three are measured the same way.
 //!
 //! The client speaks plain rpcx, so it also loads a Go rpcx server (rpcx-benchmark's) or any
 //! other rpcx server serving `Hello.Say` with protobuf.
-#![warn(missing_docs)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bench_common::cli::{ClientArgs, ServerArgs};
-
-use bench_common::{driver, message};
 use sextant::{CallOptions, Client, ClientOptions, Proto, SerializeType, Server};
+use sextant_bench_driver::cli::{ClientArgs, ServerArgs};
+use sextant_bench_driver::{driver, message};
 use sextant_interop::{Args, Reply};
 
 /// Name of this peer in reports.
@@ -64,7 +62,7 @@ pub async fn client(args: ClientArgs, workload: Workload) -> anyhow::Result<()> 
                 async move {
                     let opts = CallOptions::new().serialize_type(SerializeType::PROTOBUF);
                     let reply = client
-                        .call_with::<_, Proto<bench_common::BenchmarkMessage>>(
+                        .call_with::<_, Proto<sextant_bench_driver::BenchmarkMessage>>(
                             "Hello", "Say", &*request, opts,
                         )
                         .await
@@ -174,7 +172,7 @@ pub enum BenchCommand {
     /// Hold many idle connections to a server and report its resident memory.
     Idle {
         /// Loopback address of the server.
-        #[arg(long, default_value = "127.0.0.1:8972", value_parser = bench_common::cli::parse_loopback)]
+        #[arg(long, default_value = "127.0.0.1:8972", value_parser = sextant_bench_driver::cli::parse_loopback)]
         addr: std::net::SocketAddr,
         /// Connections to open.
         #[arg(short = 'n', long, default_value_t = 10_000)]
@@ -192,17 +190,17 @@ pub enum BenchCommand {
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Server(args) => {
-            bench_common::cli::runtime(args.threads)?.block_on(serve(args))
+            sextant_bench_driver::cli::runtime(args.threads)?.block_on(serve(args))
         }
         BenchCommand::Client { args, workload } => {
-            bench_common::cli::runtime(args.threads)?.block_on(client(args, workload))
+            sextant_bench_driver::cli::runtime(args.threads)?.block_on(client(args, workload))
         }
         BenchCommand::Idle {
             addr,
             connections,
             server_pid,
             settle_secs,
-        } => bench_common::cli::runtime(None)?.block_on(idle(
+        } => sextant_bench_driver::cli::runtime(None)?.block_on(idle(
             addr,
             connections,
             server_pid,

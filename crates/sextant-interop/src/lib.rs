@@ -1,5 +1,5 @@
-//! What the Go rpcx server that produced `testdata/wire` served, re-implemented with sextant, plus
-//! rpcx-benchmark's `BenchmarkMessage`.
+//! What the Go rpcx server that produced the captures in the repository's `testdata/wire` served,
+//! re-implemented with sextant.
 //!
 //! - `Arith` (`Mul`, `Add`, `Div`; `Div` fails with `divide by zero` when `B` is 0)
 //! - `ArithFn` (the same three, registered as functions)
@@ -8,13 +8,13 @@
 //!
 //! [`register_all`] puts them on a server; the `interop-server` example serves them, and the
 //! compatibility tests replay Go's captured requests against them.
-#![warn(missing_docs)]
 
-mod benchmark;
-
-pub use benchmark::BenchmarkMessage;
 use serde::{Deserialize, Serialize};
 use sextant::{Context, Proto, Raw, Server, ServiceError};
+
+/// rpcx-benchmark's message, and the request its client sends (581 bytes of protobuf); from the
+/// benchmark driver crate, so that the benchmark and these services share one definition.
+pub use sextant_bench_driver::message::{prepare_args, BenchmarkMessage};
 
 /// rpcx-examples' `Args{A int; B int}`.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -101,15 +101,8 @@ impl Hello {
         _cx: Context,
         args: Proto<BenchmarkMessage>,
     ) -> Result<Proto<BenchmarkMessage>, ServiceError> {
-        Ok(Proto(say(args.0)))
+        Ok(Proto(sextant_bench_driver::message::say(args.0)))
     }
-}
-
-/// What `Hello.Say` does to a message.
-pub fn say(mut m: BenchmarkMessage) -> BenchmarkMessage {
-    m.field1 = "OK".to_string();
-    m.field2 = 100;
-    m
 }
 
 /// Registers `Arith`, `ArithFn`, `Echo` and `Hello` on `server`.

@@ -61,7 +61,7 @@ async fn protobuf_hello_say() {
         .call_with::<_, Proto<BenchmarkMessage>>(
             "Hello",
             "Say",
-            &Proto(BenchmarkMessage::filled()),
+            &Proto(sextant_interop::prepare_args()),
             opts,
         )
         .await

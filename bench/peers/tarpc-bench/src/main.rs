@@ -13,10 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use bench_common::cli::{self, Cli, ClientArgs, Command, ServerArgs};
-use bench_common::{driver, message, BenchmarkMessage};
 use clap::Parser;
 use futures::StreamExt;
+use sextant_bench_driver::cli::{self, Cli, ClientArgs, Command, ServerArgs};
+use sextant_bench_driver::{driver, message, BenchmarkMessage};
 use tarpc::serde_transport;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;

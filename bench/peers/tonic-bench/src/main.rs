@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use anyhow::Context as _;
-use bench_common::cli::{self, Cli, ClientArgs, Command, ServerArgs};
-use bench_common::{driver, message, BenchmarkMessage};
 use clap::Parser;
+use sextant_bench_driver::cli::{self, Cli, ClientArgs, Command, ServerArgs};
+use sextant_bench_driver::{driver, message, BenchmarkMessage};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
 use tonic::transport::{Channel, Endpoint};

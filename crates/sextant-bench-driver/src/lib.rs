@@ -1,5 +1,7 @@
-//! Shared pieces of the peer benchmarks that compare sextant with tonic and tarpc, reproducing
-//! rpcx-benchmark (github.com/rpcx-ecosystem/rpcx-benchmark):
+//! The framework-agnostic half of sextant's benchmark, reproducing rpcx-benchmark
+//! (github.com/rpcx-ecosystem/rpcx-benchmark), shared by `sextant bench` / the `sextant-bench`
+//! binary (crate `sextant-bench`) and the tonic and tarpc peers (`bench/peers` in the sextant
+//! repository), so that all of them are measured by the same code:
 //!
 //! * [`message`]: the proto2 `BenchmarkMessage`, filled exactly as rpcx-benchmark's Go client
 //!   fills it (581 bytes of protobuf), and the server's `Hello.Say` (`field1 = "OK"`,
@@ -10,11 +12,11 @@
 //! * [`report`]: the human summary and the one-line JSON record.
 //! * [`cli`]: the `server` / `client` flags every peer binary takes, and the tokio runtime.
 //!
-//! Nothing here depends on sextant, so a sextant client can reuse the very same driver and
-//! output format:
+//! Nothing here depends on sextant or any other RPC framework: each framework's client reuses the
+//! very same driver and output format:
 //!
 //! ```no_run
-//! use bench_common::{cli::ClientArgs, driver, message};
+//! use sextant_bench_driver::{cli::ClientArgs, driver, message};
 //!
 //! async fn bench(args: ClientArgs) {
 //!     let config = args.load_config();
@@ -28,8 +30,6 @@
 //!     args.print_report("sextant", &config, &result);
 //! }
 //! ```
-#![warn(missing_docs)]
-
 pub mod cli;
 pub mod driver;
 pub mod message;

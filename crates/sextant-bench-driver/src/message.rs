@@ -18,7 +18,7 @@ pub const SERVICE_PATH: &str = "Hello";
 pub const SERVICE_METHOD: &str = "Say";
 
 /// Size in bytes of [`prepare_args`] encoded as protobuf; the same as the payload Go rpcx put on
-/// the wire in `testdata/wire/go-req-hello-say-protobuf.hex`.
+/// the wire in `testdata/wire/go-req-hello-say-protobuf.hex` (checked by `tests/go_capture.rs`).
 pub const ENCODED_LEN: usize = 581;
 
 /// The string rpcx-benchmark's client puts in every string field.
@@ -220,35 +220,6 @@ pub fn check_reply(reply: &BenchmarkMessage) -> Result<(), BadReply> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost::Message;
-
-    /// The rpcx request `Hello.Say` that Go rpcx sent, protobuf-serialized.
-    const CAPTURED: &str = include_str!("../../../../testdata/wire/go-req-hello-say-protobuf.hex");
-
-    /// Returns the payload, the last length-prefixed field of an rpcx frame.
-    fn rpcx_payload(frame: &[u8]) -> &[u8] {
-        let mut rest = &frame[16..];
-        let mut field = &rest[..0];
-        for _ in 0..4 {
-            let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-            field = &rest[4..4 + len];
-            rest = &rest[4 + len..];
-        }
-        assert!(rest.is_empty(), "payload must be the last field");
-        field
-    }
-
-    #[test]
-    fn prepare_args_encodes_like_go_rpcx_benchmark() {
-        let frame = hex::decode(CAPTURED.trim()).expect("valid hex");
-        let payload = rpcx_payload(&frame);
-        assert_eq!(payload.len(), ENCODED_LEN);
-
-        let args = prepare_args();
-        assert_eq!(args.encoded_len(), ENCODED_LEN);
-        assert_eq!(args.encode_to_vec(), payload, "byte-exact with Go");
-        assert_eq!(BenchmarkMessage::decode(payload).expect("decodes"), args);
-    }
 
     #[test]
     fn say_sets_ok_and_100() {

@@ -2,13 +2,13 @@
 //! runs the server's handler and checks the reply, without any I/O. Whatever rate this reaches
 //! is the ceiling the driver puts on a real peer with the same flags.
 //!
-//! `cargo run --release -p bench-common --example driver_overhead -- client -c 100 -k 10 -n 1000000`
+//! `cargo run --release -p sextant-bench-driver --example driver_overhead -- client -c 100 -k 10 -n 1000000`
 
 use std::sync::Arc;
 
-use bench_common::cli::{self, Cli, Command};
-use bench_common::{driver, message, BenchmarkMessage};
 use clap::Parser;
+use sextant_bench_driver::cli::{self, Cli, Command};
+use sextant_bench_driver::{driver, message, BenchmarkMessage};
 
 fn main() -> std::io::Result<()> {
     let Command::Client(args) = Cli::parse().command else {
