@@ -13,7 +13,13 @@
 # The tests never use system-wide services: each test starts its own engine process on a free
 # 127.0.0.1 port with a temporary data directory and stops it when done (see
 # crates/sextant-registry-testkit). They find the binaries on PATH, in the Debian locations printed
-# by `where`, or through SEXTANT_ETCD, SEXTANT_REDIS_SERVER and SEXTANT_ZOOKEEPER_HOME.
+# by `where`, or through these variables (read by the testkit, and honoured here too):
+#   SEXTANT_ETCD                  path to `etcd`
+#   SEXTANT_REDIS_SERVER          path to `redis-server`
+#   SEXTANT_ZOOKEEPER_CLASSPATH   Java class path holding ZooKeeperServerMain and its dependencies
+#                                 (default /usr/share/java/zookeeper.jar)
+#   SEXTANT_JAVA                  path to `java`, which runs ZooKeeper
+#   SEXTANT_REQUIRE_SERVICES=1    a missing engine fails the test instead of skipping it
 #
 # Consul is not installed: no package of it exists in the registries this machine reaches. The
 # Consul backend is tested against an in-process server implementing the Consul HTTP endpoints it
@@ -27,14 +33,14 @@ ZK_JAR=/usr/share/java/zookeeper.jar
 
 etcd_bin() { command -v "${SEXTANT_ETCD:-etcd}" 2>/dev/null || true; }
 redis_bin() { command -v "${SEXTANT_REDIS_SERVER:-redis-server}" 2>/dev/null || true; }
-zk_home() {
+zk_classpath() {
     if [ -n "${SEXTANT_ZOOKEEPER_CLASSPATH:-}" ]; then
         echo "$SEXTANT_ZOOKEEPER_CLASSPATH"
     elif [ -f "$ZK_JAR" ]; then
         echo "$ZK_JAR"
     fi
 }
-java_bin() { command -v java 2>/dev/null || true; }
+java_bin() { command -v "${SEXTANT_JAVA:-java}" 2>/dev/null || true; }
 protoc_bin() { command -v "${PROTOC:-protoc}" 2>/dev/null || true; }
 protoc_include() { [ -f /usr/include/google/protobuf/descriptor.proto ] && echo /usr/include; }
 
@@ -42,7 +48,7 @@ missing_packages() {
     local pkgs=()
     [ -n "$(etcd_bin)" ] || pkgs+=(etcd-server)
     [ -n "$(redis_bin)" ] || pkgs+=(redis-server)
-    if [ -z "$(zk_home)" ] || [ -z "$(java_bin)" ]; then pkgs+=(zookeeper); fi
+    if [ -z "$(zk_classpath)" ] || [ -z "$(java_bin)" ]; then pkgs+=(zookeeper); fi
     [ -n "$(protoc_bin)" ] || pkgs+=(protobuf-compiler)
     [ -n "$(protoc_include)" ] || [ -n "${PROTOC_INCLUDE:-}" ] || pkgs+=(libprotobuf-dev)
     echo "${pkgs[@]:-}"
@@ -54,8 +60,8 @@ where() {
     [ -n "$(etcd_bin)" ] || { echo '  missing (package etcd-server)'; ok=1; }
     printf 'redis-server: %s\n' "$(redis_bin || true)"
     [ -n "$(redis_bin)" ] || { echo '  missing (package redis-server)'; ok=1; }
-    printf 'zookeeper:    %s (java: %s)\n' "$(zk_home || true)" "$(java_bin || true)"
-    if [ -z "$(zk_home)" ] || [ -z "$(java_bin)" ]; then
+    printf 'zookeeper:    %s (java: %s)\n' "$(zk_classpath || true)" "$(java_bin || true)"
+    if [ -z "$(zk_classpath)" ] || [ -z "$(java_bin)" ]; then
         echo '  missing (package zookeeper)'
         ok=1
     fi

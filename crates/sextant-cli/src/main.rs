@@ -5,11 +5,14 @@
 //! sextant bench server --addr 127.0.0.1:8972 serve rpcx-benchmark's Hello.Say
 //! sextant bench client --addr 127.0.0.1:8972 -c 100 -k 10 -n 100000
 //!                                              load any rpcx server, report TPS and latencies
+//! sextant bench idle --addr 127.0.0.1:8972 -n 10000 --server-pid PID
+//!                                              a server's memory with many idle connections
 //! ```
 //!
-//! Each subcommand lives in its own module with its clap `Args` struct and a `run` function;
-//! adding one (e.g. `sextant bench`) means a new module, a variant of [`Command`] and a line in
-//! `main`.
+//! `registry` is the module `registry` (its clap `Args` struct and a `run` function); `bench` is
+//! the `sextant-bench` crate's `BenchCommand` and `run`, which the `sextant-bench` binary shares.
+//! A new subcommand is a module (or a crate) of the same shape, a variant of [`Command`] and a
+//! match arm in `main`.
 
 mod duration;
 mod registry;
