@@ -146,7 +146,10 @@ impl RegistryDiscovery {
             published: BTreeMap::new(),
             grace_until: None,
             outage: false,
-            backoff: Backoff::new(options.backoff_min, options.backoff_max),
+            backoff: Backoff::new(
+                options.backoff_min.max(Duration::from_millis(1)),
+                options.backoff_max,
+            ),
             options,
         };
         let first = task.list_once().await;

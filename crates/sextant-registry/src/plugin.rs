@@ -41,6 +41,7 @@ use crate::error::{with_timeout, RegistryError, Result};
 use crate::path::{check_server_address, check_service_path, normalize_base_path, server_key};
 use crate::rates::{merge_figures, RateMeter};
 use crate::store::RegistryStore;
+use sextant::util::lock;
 
 /// Settings of a [`RegistryPlugin`]. Every field states its default.
 #[derive(Debug, Clone)]
@@ -308,13 +309,7 @@ impl<S: RegistryStore> RegistryPlugin<S> {
     /// The keys this plugin has written and not removed (as far as it knows: an entry that expired
     /// during an outage is listed until the next refresh re-creates it).
     pub fn published(&self) -> Vec<String> {
-        self.shared
-            .published
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        lock(&self.shared.published).iter().cloned().collect()
     }
 
     /// Removes every entry and stops refreshing (rpcx's `Stop`); waits at most the shutdown
@@ -452,11 +447,7 @@ impl<S: RegistryStore> Worker<S> {
     }
 
     fn mark(&self, key: &str, present: bool) {
-        let mut p = self
-            .shared
-            .published
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut p = lock(&self.shared.published);
         if present {
             p.insert(key.to_string());
         } else {
@@ -465,11 +456,7 @@ impl<S: RegistryStore> Worker<S> {
     }
 
     fn is_published(&self, key: &str) -> bool {
-        self.shared
-            .published
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(key)
+        lock(&self.shared.published).contains(key)
     }
 
     /// Records the outcome of a registry request, logging when the registry goes away or comes

@@ -44,6 +44,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sextant::util::lock;
 use sextant_registry::{
     ChangeWatch, DiscoveryStore, ListedEntry, Listing, RegistryDiscovery, RegistryError,
     RegistryPlugin, RegistryStore, Result,
@@ -163,12 +164,7 @@ impl ZooKeeperStore {
             }
             tracing::warn!(state = %c.state(), "ZooKeeper session ended; opening a new one");
         }
-        let timeout = self
-            .inner
-            .ttl
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or(self.inner.options.session_timeout);
+        let timeout = lock(&self.inner.ttl).unwrap_or(self.inner.options.session_timeout);
         let connect = Client::connector()
             .with_session_timeout(timeout)
             .with_connection_timeout(self.inner.options.connect_timeout)
@@ -281,7 +277,7 @@ impl RegistryStore for ZooKeeperStore {
     }
 
     async fn connect(&self, ttl: Duration) -> Result<()> {
-        *self.inner.ttl.lock().unwrap_or_else(|p| p.into_inner()) = Some(ttl);
+        *lock(&self.inner.ttl) = Some(ttl);
         let client = self.client().await?;
         if client.session_timeout() != ttl {
             tracing::info!(

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use sextant_protocol::{ByteStr, Header, Metadata, SerializeType};
 
 use crate::transport::PeerAddr;
+use crate::util::lock;
 
 /// What a handler knows about the call it is serving: who called, with which metadata, until
 /// when; and where it can leave metadata for the response.
@@ -50,18 +51,6 @@ impl Context {
         }
     }
 
-    /// A context for calling a handler directly, e.g. in a unit test.
-    pub fn for_test(service_path: &str, service_method: &str) -> Context {
-        Context::new(
-            Header::new(),
-            service_path.into(),
-            service_method.into(),
-            Metadata::new(),
-            None,
-            None,
-        )
-    }
-
     /// The service being called (rpcx's `ServicePath`).
     pub fn service_path(&self) -> &str {
         &self.inner.service_path
@@ -79,30 +68,16 @@ impl Context {
 
     /// Sets a metadata pair on the response (rpcx's `share.ResMetaDataKey`).
     pub fn set_response_metadata(&self, key: impl Into<ByteStr>, value: impl Into<ByteStr>) {
-        self.inner
-            .response_metadata
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, value);
+        lock(&self.inner.response_metadata).insert(key, value);
     }
 
     /// A copy of the response metadata set so far.
     pub fn response_metadata(&self) -> Metadata {
-        self.inner
-            .response_metadata
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.inner.response_metadata).clone()
     }
 
     pub(crate) fn take_response_metadata(&self) -> Metadata {
-        std::mem::take(
-            &mut *self
-                .inner
-                .response_metadata
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        )
+        std::mem::take(&mut *lock(&self.inner.response_metadata))
     }
 
     /// The caller's address.

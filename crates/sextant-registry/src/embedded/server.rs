@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::api;
 use crate::http::unescape_path;
+use sextant::util::lock;
 
 /// Settings of an [`EmbeddedRegistry`]. Every field states its default.
 #[derive(Debug, Clone)]
@@ -90,7 +91,7 @@ struct State {
 
 impl State {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.inner)
     }
 
     /// Bumps the index after a change and wakes the watchers.

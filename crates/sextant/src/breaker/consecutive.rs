@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::gate::Gate;
 use super::{Breaker, BreakerState};
+use crate::util::lock;
 
 /// Opens after `failure_threshold` failures in a row (rpcx's `ConsecCircuitBreaker`); after
 /// `window` it lets one trial call through: a success closes it, a failure opens it for another
@@ -38,7 +39,7 @@ impl ConsecutiveBreaker {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Consecutive failures counted so far.

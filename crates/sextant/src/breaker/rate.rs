@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::gate::Gate;
 use super::{Breaker, BreakerState};
+use crate::util::lock;
 
 const BUCKETS: usize = 10;
 
@@ -49,7 +50,7 @@ impl RateBreaker {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     fn bucket_no(&self, now: Instant) -> u64 {

@@ -21,15 +21,16 @@
 //!
 //! ## Metadata the selectors read, and bad values
 //!
-//! A server's metadata is a URL query string (`weight=10&group=test`). Parsing is lenient and never
-//! fails: pairs are split on `&`, a pair without `=` is a key with an empty value, an invalid
-//! percent escape is kept as written. A `weight` that is not a whole number ≥ 0 counts as 1 (rpcx's
+//! A server's metadata is a URL query string (`weight=10&group=test`), read with
+//! [`QueryValues::parse_lenient`], which never fails: pairs are split on `&`, a pair without `=` is
+//! a key with an empty value, an invalid percent escape is kept as written. A `weight` that is not a whole number ≥ 0 counts as 1 (rpcx's
 //! default) and is logged; a `latitude`/`longitude` that is not a number is treated as missing.
 
 use std::fmt;
 use std::sync::Arc;
 
 use crate::discovery::KVPair;
+use crate::query::QueryValues;
 
 mod closest;
 mod consistent_hash;
@@ -260,17 +261,17 @@ impl<'a> SelectContext<'a> {
 pub struct ServerNode {
     address: Arc<str>,
     metadata: Arc<str>,
-    params: Vec<(String, String)>,
+    params: QueryValues,
     weight: u32,
 }
 
 impl ServerNode {
     /// Parses a discovery entry. Never fails: see the module docs for how bad values are read.
     pub fn new(address: &str, metadata: &str) -> ServerNode {
-        let params = parse_query(metadata);
-        let weight = match params.iter().find(|(k, _)| k == "weight") {
+        let params = QueryValues::parse_lenient(metadata);
+        let weight = match params.get("weight") {
             None => 1,
-            Some((_, v)) => match v.trim().parse::<u32>() {
+            Some(v) => match v.trim().parse::<u32>() {
                 Ok(w) => w,
                 Err(_) => {
                     tracing::warn!(
@@ -302,10 +303,12 @@ impl ServerNode {
 
     /// The value of metadata key `key` (the first one when repeated).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.params.get(key)
+    }
+
+    /// The parsed metadata.
+    pub fn params(&self) -> &QueryValues {
+        &self.params
     }
 
     /// The `weight`: 1 when missing or not a whole number ≥ 0.
@@ -335,46 +338,6 @@ impl From<&KVPair> for ServerNode {
     fn from(kv: &KVPair) -> Self {
         ServerNode::new(&kv.key, &kv.value)
     }
-}
-
-/// Parses a URL query string leniently: never fails (see the module docs).
-pub(crate) fn parse_query(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let k = percent_decode(k);
-            (!k.is_empty()).then(|| (k, percent_decode(v)))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    if !s.contains(['%', '+']) {
-        return s.to_string();
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// FNV-1a, 64 bit, over the concatenation of `parts` (rpcx's `HashString`).

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use super::{SelectContext, Selector, ServerNode, SmoothWeighted};
 use crate::transport::{Address, Network};
+use crate::util::lock;
 
 /// Measures the round-trip time to a server; `None` when it cannot be reached.
 pub type Probe = Arc<dyn Fn(Arc<str>) -> BoxFuture<'static, Option<Duration>> + Send + Sync>;
@@ -146,7 +147,7 @@ impl WeightedIcmpSelector {
 
 impl Shared {
     fn state(&self) -> std::sync::MutexGuard<'_, SmoothWeighted> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 }
 
@@ -169,7 +170,7 @@ async fn measure_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
         .await;
         {
             let Some(s) = shared.upgrade() else { return };
-            let mut measured = s.measured.lock().unwrap_or_else(|p| p.into_inner());
+            let mut measured = lock(&s.measured);
             let mut state = s.state();
             for (a, w) in results {
                 state.set_weight(&a, w);
@@ -214,11 +215,7 @@ impl Selector for WeightedIcmpSelector {
 
     fn update_servers(&self, servers: &[ServerNode]) {
         {
-            let mut measured = self
-                .shared
-                .measured
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut measured = lock(&self.shared.measured);
             measured.retain(|a, _| servers.iter().any(|s| s.address() == a));
             self.shared.state().set(servers.iter().map(|s| {
                 (

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::{SelectContext, Selector, ServerNode, SmoothWeighted};
+use crate::util::lock;
 
 /// nginx's smooth weighted round robin over each server's `weight` metadata (rpcx's
 /// `WeightedRoundRobin`). Weights {5, 1, 1} for a, b, c give a, a, b, a, c, a, a: the heavy
@@ -24,17 +25,11 @@ impl WeightedRoundRobinSelector {
 
 impl Selector for WeightedRoundRobinSelector {
     fn select(&self, call: &SelectContext<'_>) -> Option<Arc<str>> {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .next(call)
+        lock(&self.state).next(call)
     }
 
     fn update_servers(&self, servers: &[ServerNode]) {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .set(servers.iter().map(|s| (s.address().clone(), s.weight())));
+        lock(&self.state).set(servers.iter().map(|s| (s.address().clone(), s.weight())));
     }
 
     fn name(&self) -> &str {
