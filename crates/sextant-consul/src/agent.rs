@@ -82,15 +82,14 @@ struct HealthEntry {
 }
 
 /// Host and port for Consul's `Address`/`Port` fields (`tcp@10.0.0.5:8972` → `10.0.0.5`, 8972;
-/// a unix socket → its path, 0).
-fn host_port(address: &str) -> (&str, u16) {
-    let addr = address.split_once('@').map(|(_, a)| a).unwrap_or(address);
-    match addr.rsplit_once(':') {
-        Some((h, p)) if !addr.starts_with('/') => (
-            h.trim_start_matches('[').trim_end_matches(']'),
-            p.parse().unwrap_or(0),
-        ),
-        _ => (addr, 0),
+/// a unix socket → its path, 0), read with sextant's one address parser.
+fn host_port(address: &str) -> (String, u16) {
+    match sextant::Address::parse(address) {
+        Ok(a) => match a.host_port() {
+            Some((h, p)) => (h.to_string(), p),
+            None => (a.addr().to_string(), 0),
+        },
+        Err(_) => (address.to_string(), 0),
     }
 }
 
@@ -145,7 +144,7 @@ pub(crate) async fn put(store: &ConsulStore, key: &str, value: &str, ttl: Durati
         id: &id,
         name: parts.service,
         tags: vec![base],
-        address: host,
+        address: &host,
         port,
         meta,
         check: Check {
@@ -273,8 +272,9 @@ mod tests {
 
     #[test]
     fn host_and_port() {
-        assert_eq!(host_port("tcp@10.0.0.5:8972"), ("10.0.0.5", 8972));
-        assert_eq!(host_port("tcp6@[::1]:80"), ("::1", 80));
-        assert_eq!(host_port("unix@/tmp/x.sock"), ("/tmp/x.sock", 0));
+        let hp = host_port;
+        assert_eq!(hp("tcp@10.0.0.5:8972"), ("10.0.0.5".to_string(), 8972));
+        assert_eq!(hp("tcp6@[::1]:80"), ("::1".to_string(), 80));
+        assert_eq!(hp("unix@/tmp/x.sock"), ("/tmp/x.sock".to_string(), 0));
     }
 }

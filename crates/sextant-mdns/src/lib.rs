@@ -51,6 +51,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo, TxtProperty};
+use sextant::util::lock;
 use sextant_registry::{
     ChangeWatch, DiscoveryStore, ListedEntry, Listing, RegistryDiscovery, RegistryError,
     RegistryPlugin, RegistryStore, Result,
@@ -214,7 +215,7 @@ impl MdnsStore {
 
     /// The mDNS daemon, started on first use.
     pub fn daemon(&self) -> Result<ServiceDaemon> {
-        let mut d = self.inner.daemon.lock().unwrap_or_else(|p| p.into_inner());
+        let mut d = lock(&self.inner.daemon);
         if let Some(d) = d.as_ref() {
             return Ok(d.clone());
         }
@@ -234,14 +235,11 @@ impl MdnsStore {
     /// Announces (or re-announces) the instance of `address` with its current services.
     fn announce(&self, address: &str, services: &BTreeMap<String, String>) -> Result<()> {
         let daemon = self.daemon()?;
-        let hostport = address.split_once('@').map(|(_, a)| a).unwrap_or(address);
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h.trim_start_matches('[').trim_end_matches(']'),
-                p.parse::<u16>().unwrap_or(0),
-            ),
-            None => (hostport, 0),
-        };
+        let parsed = sextant::Address::parse(address).ok();
+        let (host, port) = parsed
+            .as_ref()
+            .and_then(|a| a.host_port())
+            .unwrap_or(("", 0));
         let ip = host.parse::<IpAddr>().ok();
         let host_label: String = address
             .chars()
@@ -351,9 +349,7 @@ async fn browse_loop(
                             })
                             .collect();
                         pending_removals.remove(s.get_fullname());
-                        instances
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
+                        lock(&instances)
                             .insert(s.get_fullname().to_string(), Instance { addr, props });
                         bump();
                     }
@@ -372,7 +368,7 @@ async fn browse_loop(
                     .collect();
                 let mut removed = false;
                 {
-                    let mut map = instances.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut map = lock(&instances);
                     for name in &due {
                         pending_removals.remove(name);
                         removed |= map.remove(name).is_some();
@@ -383,9 +379,7 @@ async fn browse_loop(
                 }
             }
             _ = verify.tick() => {
-                let names: Vec<String> = instances
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
+                let names: Vec<String> = lock(&instances)
                     .keys()
                     .cloned()
                     .collect();
@@ -426,11 +420,7 @@ impl RegistryStore for MdnsStore {
         let Some((dir, address)) = split_key(key) else {
             return Ok(None);
         };
-        Ok(self
-            .inner
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        Ok(lock(&self.inner.entries)
             .get(address)
             .and_then(|s| s.get(dir).cloned()))
     }
@@ -440,7 +430,7 @@ impl RegistryStore for MdnsStore {
             RegistryError::Config(format!("{key} is not {{dir}}/{{network}}@{{address}}"))
         })?;
         let services = {
-            let mut e = self.inner.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let mut e = lock(&self.inner.entries);
             let s = e.entry(address.to_string()).or_default();
             s.insert(dir.to_string(), value.to_string());
             s.clone()
@@ -453,7 +443,7 @@ impl RegistryStore for MdnsStore {
             return Ok(());
         };
         let left = {
-            let mut e = self.inner.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let mut e = lock(&self.inner.entries);
             let Some(s) = e.get_mut(address) else {
                 return Ok(());
             };
@@ -478,14 +468,7 @@ impl RegistryStore for MdnsStore {
     }
 
     async fn close(&self) {
-        let addresses: Vec<String> = self
-            .inner
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let addresses: Vec<String> = lock(&self.inner.entries).keys().cloned().collect();
         for a in addresses {
             if let Ok(d) = self.daemon() {
                 if let Ok(done) = d.unregister(&Self::fullname(&a)) {
@@ -493,11 +476,7 @@ impl RegistryStore for MdnsStore {
                 }
             }
         }
-        self.inner
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        lock(&self.inner.entries).clear();
         self.inner.closed.store(true, Ordering::Relaxed);
     }
 }
@@ -543,10 +522,7 @@ impl DiscoveryStore for MdnsStore {
     async fn list(&self, dir: &str) -> Result<Listing> {
         let b = self.browse().await?;
         let version = *b.version.borrow();
-        let entries = b
-            .instances
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let entries = lock(&b.instances)
             .iter()
             .filter_map(|(fullname, i)| {
                 let (_, value) = i.props.iter().find(|(k, _)| k == dir)?;

@@ -1,7 +1,9 @@
 //! # sextant-registry
 //!
-//! Service registries for [sextant], laid out exactly as rpcx lays them out, so Go rpcx
-//! and sextant servers and clients can share one registry.
+//! Service registries for [sextant], laid out exactly as rpcx lays them out. With the etcd,
+//! ZooKeeper, Redis and Consul (KV mode) backends, Go rpcx and sextant servers and clients share
+//! one registry; the embedded registry and mDNS are for sextant programs only (Go rpcx has no
+//! client for the first, and its mDNS service type is one DNS-SD libraries refuse).
 //!
 //! A server publishes each service it serves at
 //! `{basePath}/{servicePath}/{network}@{host}:{port}` — e.g. `/rpcx_test/Arith/tcp@127.0.0.1:8972`
@@ -44,9 +46,9 @@
 //! )
 //! .await?;
 //! let server = Server::builder().plugin(plugin).build();
-//! server.register_fn("Arith", "Mul", "weight=10", |_cx, (a, b): (i64, i64)| async move {
+//! server.register_fn_with("Arith", "Mul", |_cx, (a, b): (i64, i64)| async move {
 //!     Ok::<_, String>(a * b)
-//! })?;
+//! }, sextant::RegisterOptions::default().metadata("weight=10"))?;
 //! server.start("tcp@127.0.0.1:8972").await?;
 //!
 //! // Client side: the discovery lists /rpcx_test/Arith and follows its changes.

@@ -10,7 +10,7 @@
 //! program configured with `rpcx_test` looks at different etcd keys. (rpcx's ZooKeeper, Redis and
 //! Consul stores normalize the path themselves, as sextant does.)
 
-use std::net::IpAddr;
+use sextant::Address;
 
 use crate::error::{RegistryError, Result};
 
@@ -64,58 +64,19 @@ pub fn server_key(base_path: &str, service_path: &str, address: &str) -> String 
     format!("{base_path}/{service_path}/{address}")
 }
 
-/// Checks that a registry key's last part is a server address sextant can dial:
-/// `tcp@host:port` (also `tcp4`, `tcp6`) or `unix@/path`.
+/// Checks that a registry key's last part is a server address sextant can dial: what
+/// [`Address::parse`] accepts and [`Address::check_dialable`] lets through (the one address
+/// parser of sextant, so a discovery and an XClient never disagree about an address).
 ///
 /// rpcx registries may also hold `quic@`, `kcp@`, `http@`, `ws@` servers (Go rpcx servers); they
 /// are reported as unsupported, so a discovery skips them with a warning that says why.
 pub fn check_server_address(address: &str) -> std::result::Result<(), String> {
-    let Some((network, addr)) = address.split_once('@') else {
-        return Err("expected network@host:port, e.g. tcp@127.0.0.1:8972".into());
+    let describe = |e: sextant::Error| match e {
+        sextant::Error::InvalidAddress { reason, .. } => reason,
+        other => other.to_string(),
     };
-    match network {
-        "tcp" | "tcp4" | "tcp6" => {
-            let Some((host, port)) = addr.rsplit_once(':') else {
-                return Err("a tcp address needs host:port".into());
-            };
-            if port.parse::<u16>().map_or(true, |p| p == 0) {
-                return Err(format!("{port:?} is not a port number (1-65535)"));
-            }
-            let host = host
-                .strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(host);
-            if host.is_empty() {
-                return Err("the host is empty".into());
-            }
-            if host.parse::<IpAddr>().is_err() && !is_hostname(host) {
-                return Err(format!("{host:?} is neither an IP address nor a host name"));
-            }
-            Ok(())
-        }
-        "unix" => {
-            if addr.is_empty() {
-                Err("the socket path is empty".into())
-            } else {
-                Ok(())
-            }
-        }
-        "quic" | "kcp" | "http" | "ws" | "wss" | "reuseport" | "rdma" | "utp" | "memu" => Err(
-            format!("network {network:?} is an rpcx network sextant cannot dial yet"),
-        ),
-        _ => Err(format!("unknown network {network:?}")),
-    }
-}
-
-fn is_hostname(host: &str) -> bool {
-    host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        })
+    let parsed = Address::parse(address).map_err(describe)?;
+    parsed.check_dialable().map_err(describe)
 }
 
 #[cfg(test)]
@@ -160,11 +121,12 @@ mod tests {
             "tcp6@[::1]:8972",
             "tcp@my-host.example.com:80",
             "unix@/tmp/rpcx.sock",
+            "inprocess@arith",
+            "127.0.0.1:8972",
         ] {
             assert!(check_server_address(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "127.0.0.1:8972",
             "tcp@127.0.0.1",
             "tcp@127.0.0.1:0",
             "tcp@127.0.0.1:99999",
@@ -173,9 +135,21 @@ mod tests {
             "quic@127.0.0.1:8972",
             "foo@x:1",
             "unix@",
+            "inprocess@",
             "rpcx_path",
         ] {
             assert!(check_server_address(bad).is_err(), "{bad}");
+        }
+        // The registry and the XClient agree on every address: both use Address::parse.
+        for a in [
+            "tcp@h:0",
+            "tcp@h:99999",
+            "inprocess@x",
+            "tcp@h:1",
+            "quic@h:1",
+        ] {
+            let xclient_ok = Address::parse(a).and_then(|a| a.check_dialable()).is_ok();
+            assert_eq!(check_server_address(a).is_ok(), xclient_ok, "{a}");
         }
     }
 }

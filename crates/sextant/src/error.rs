@@ -88,6 +88,31 @@ pub enum Error {
     /// The client (or XClient) was closed; no call can be made with it any more.
     #[error("client is closed")]
     Closed,
+    /// The server was shut down: it serves no new listener (build a new [`Server`](crate::Server)
+    /// to serve again).
+    #[error("the server is shut down")]
+    ServerShutdown,
+    /// A listener could not be bound (address in use, no permission, bad path). Not retryable.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// Why.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// A graceful shutdown ran out of its grace period: the calls still running then were
+    /// dropped and their connections closed.
+    #[error(
+        "shutdown grace period of {grace:?} ran out: calls still running on {connections} \
+         connections were dropped"
+    )]
+    ShutdownTimeout {
+        /// The grace period given.
+        grace: Duration,
+        /// Connections still open, with calls running, when it ran out.
+        connections: usize,
+    },
     /// Could not connect to a server.
     #[error("cannot connect to {address}: {source}")]
     Connect {
@@ -185,6 +210,25 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_errors_say_what_happened() {
+        assert_eq!(Error::ServerShutdown.to_string(), "the server is shut down");
+        let bind = Error::Bind {
+            address: "tcp@127.0.0.1:1".into(),
+            source: Arc::new(io::Error::from(io::ErrorKind::AddrInUse)),
+        };
+        assert!(bind
+            .to_string()
+            .starts_with("cannot listen on tcp@127.0.0.1:1"));
+        assert!(!bind.is_retryable());
+        assert!(!Error::ServerShutdown.is_retryable());
+        let t = Error::ShutdownTimeout {
+            grace: Duration::from_secs(1),
+            connections: 2,
+        };
+        assert!(t.to_string().contains("grace period of 1s"), "{t}");
+    }
 
     #[test]
     fn retryability() {

@@ -4,7 +4,7 @@ use tokio::sync::watch;
 
 use super::{KVPair, ServerList, Servers, ServiceDiscovery};
 use crate::error::Result;
-use crate::transport::Address;
+use crate::transport::ToAddress;
 
 /// One server, given up front (rpcx's `Peer2PeerDiscovery`): the client dials it directly.
 ///
@@ -21,13 +21,16 @@ pub struct Peer2PeerDiscovery {
 }
 
 impl Peer2PeerDiscovery {
-    /// The server at `address` (`tcp@host:port`, `unix@/path`, `inprocess@name`, or `host:port`)
-    /// with its metadata query string (may be empty). Fails when the address cannot be parsed or
-    /// names a network sextant cannot dial.
-    pub fn new(address: &str, metadata: &str) -> Result<Peer2PeerDiscovery> {
-        Address::parse(address)?;
+    /// The server at `address` (`tcp@host:port`, `unix@/path`, `inprocess@name`, `host:port`,
+    /// an [`Address`](crate::Address) or a `SocketAddr`) with its metadata query string (may be
+    /// empty). The server is listed as the address in rpcx's form (`network@address`). Fails
+    /// when the address cannot be parsed, cannot be dialled (port 0, no host) or names a network
+    /// sextant cannot dial.
+    pub fn new(address: impl ToAddress, metadata: &str) -> Result<Peer2PeerDiscovery> {
+        let address = address.to_address()?;
+        address.check_dialable()?;
         Ok(Peer2PeerDiscovery {
-            list: ServerList::new(vec![KVPair::new(address, metadata)]),
+            list: ServerList::new(vec![KVPair::new(address.to_string(), metadata)]),
         })
     }
 }

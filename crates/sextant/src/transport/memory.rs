@@ -14,7 +14,7 @@
 //!
 //! let hub = InProcess::new();
 //! let server = Server::new();
-//! server.register_fn("Arith", "Mul", "", |_cx: Context, (a, b): (i64, i64)| async move {
+//! server.register_fn("Arith", "Mul", |_cx: Context, (a, b): (i64, i64)| async move {
 //!     Ok::<_, ServiceError>(a * b)
 //! })?;
 //! let address = hub.serve(&server, "arith").await?; // inprocess@arith
@@ -88,10 +88,7 @@ impl InProcess {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Accepted>>> {
-        self.inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        crate::util::lock(&self.inner.listeners)
     }
 
     /// Listens on `name`. Fails when a live listener already has the name; the name is free again

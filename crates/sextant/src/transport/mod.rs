@@ -5,15 +5,14 @@
 //! transports sextant can serve and dial today: TCP, unix sockets, and in-process pipes
 //! (`inprocess@name`, see [`InProcess`]).
 
+mod address;
 mod memory;
 
+pub use address::{Address, Network, PeerAddr, ToAddress, RPCX_NETWORKS};
 pub use memory::{InProcess, MemoryListener};
 
-use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,193 +21,9 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::error::Error;
 
-/// The transport part of an address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Network {
-    /// TCP (`tcp`, `tcp4`, `tcp6`).
-    Tcp,
-    /// Unix domain socket (`unix`).
-    Unix,
-    /// An in-memory pipe to a server in the same process (`inprocess`); see [`InProcess`].
-    InProcess,
-}
-
-impl Network {
-    /// The name used in addresses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Network::Tcp => "tcp",
-            Network::Unix => "unix",
-            Network::InProcess => "inprocess",
-        }
-    }
-}
-
-/// A server address: `network@address`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Address {
-    network: Network,
-    addr: String,
-}
-
-/// Networks rpcx knows that sextant cannot dial or serve (yet).
-const RPCX_ONLY_NETWORKS: &[&str] = &[
-    "quic",
-    "kcp",
-    "http",
-    "ws",
-    "wss",
-    "reuseport",
-    "rdma",
-    "utp",
-    "memu",
-];
-
-impl Address {
-    /// A TCP address.
-    pub fn tcp(addr: impl Into<String>) -> Address {
-        Address {
-            network: Network::Tcp,
-            addr: addr.into(),
-        }
-    }
-
-    /// A unix socket address.
-    pub fn unix(path: impl Into<String>) -> Address {
-        Address {
-            network: Network::Unix,
-            addr: path.into(),
-        }
-    }
-
-    /// An in-process address: `inprocess@name`.
-    pub fn in_process(name: impl Into<String>) -> Address {
-        Address {
-            network: Network::InProcess,
-            addr: name.into(),
-        }
-    }
-
-    /// Parses `network@address`, or a bare `host:port` as TCP.
-    pub fn parse(s: &str) -> Result<Address, Error> {
-        let invalid = |reason: String| Error::InvalidAddress {
-            address: s.to_string(),
-            reason,
-        };
-        let (network, addr) = match s.split_once('@') {
-            Some((n, a)) => (n, a),
-            None => ("tcp", s),
-        };
-        if addr.is_empty() {
-            return Err(invalid("the address after '@' is empty".into()));
-        }
-        let network = match network {
-            "tcp" | "tcp4" | "tcp6" => Network::Tcp,
-            "unix" => Network::Unix,
-            "inprocess" => Network::InProcess,
-            n if RPCX_ONLY_NETWORKS.contains(&n) => {
-                return Err(invalid(format!(
-                    "network {n:?} is not supported by sextant yet; use tcp or unix"
-                )))
-            }
-            n => {
-                return Err(invalid(format!(
-                    "unknown network {n:?}; expected tcp, unix or inprocess"
-                )))
-            }
-        };
-        if network == Network::Tcp && !addr.contains(':') {
-            return Err(invalid("a tcp address needs host:port".into()));
-        }
-        Ok(Address {
-            network,
-            addr: addr.to_string(),
-        })
-    }
-
-    /// The network.
-    pub fn network(&self) -> Network {
-        self.network
-    }
-
-    /// The part after `@`: `host:port` or a socket path.
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.network.as_str(), self.addr)
-    }
-}
-
-impl FromStr for Address {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Address::parse(s)
-    }
-}
-
-impl TryFrom<&str> for Address {
-    type Error = Error;
-    fn try_from(s: &str) -> Result<Self, Self::Error> {
-        Address::parse(s)
-    }
-}
-
-impl TryFrom<String> for Address {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Address::parse(&s)
-    }
-}
-
-impl TryFrom<&String> for Address {
-    type Error = Error;
-    fn try_from(s: &String) -> Result<Self, Self::Error> {
-        Address::parse(s)
-    }
-}
-
-impl From<SocketAddr> for Address {
-    fn from(a: SocketAddr) -> Self {
-        Address::tcp(a.to_string())
-    }
-}
-
-impl TryFrom<&Address> for Address {
-    type Error = Error;
-    fn try_from(a: &Address) -> Result<Self, Self::Error> {
-        Ok(a.clone())
-    }
-}
-
-/// The remote end of a connection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum PeerAddr {
-    /// A TCP peer.
-    Tcp(SocketAddr),
-    /// A unix socket peer (usually unnamed).
-    Unix(Option<String>),
-    /// A client in the same process: the in-process name and a connection number.
-    InProcess(String),
-}
-
-impl fmt::Display for PeerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PeerAddr::Tcp(a) => write!(f, "tcp@{a}"),
-            PeerAddr::Unix(Some(p)) => write!(f, "unix@{p}"),
-            PeerAddr::Unix(None) => f.write_str("unix@(unnamed)"),
-            PeerAddr::InProcess(n) => write!(f, "inprocess@{n}"),
-        }
-    }
-}
-
 /// A listening socket.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Listener {
     /// TCP.
     Tcp(TcpListener),
@@ -222,27 +37,24 @@ impl Listener {
     /// Binds `addr`. A stale unix socket file at the path is replaced. An `inprocess@name`
     /// address listens in the process-wide hub, [`InProcess::global`].
     pub async fn bind(addr: &Address) -> Result<Listener, Error> {
-        let err = |e: io::Error| Error::Connect {
+        let err = |e: io::Error| Error::Bind {
             address: addr.to_string(),
             source: e.into(),
         };
-        match addr.network {
-            Network::Tcp => Ok(Listener::Tcp(
-                TcpListener::bind(&addr.addr).await.map_err(err)?,
-            )),
+        let path = addr.addr();
+        match addr.network() {
+            Network::Tcp => Ok(Listener::Tcp(TcpListener::bind(path).await.map_err(err)?)),
             Network::Unix => {
-                if std::fs::metadata(&addr.addr).is_ok()
-                    && UnixStream::connect(&addr.addr).await.is_err()
-                {
+                if std::fs::metadata(path).is_ok() && UnixStream::connect(path).await.is_err() {
                     // Nobody is listening there: a leftover from a crashed process.
-                    let _ = std::fs::remove_file(&addr.addr);
+                    let _ = std::fs::remove_file(path);
                 }
                 Ok(Listener::Unix(
-                    UnixListener::bind(&addr.addr).map_err(err)?,
-                    addr.addr.clone(),
+                    UnixListener::bind(path).map_err(err)?,
+                    path.to_string(),
                 ))
             }
-            Network::InProcess => InProcess::global().listen(&addr.addr),
+            Network::InProcess => InProcess::global().listen(path),
         }
     }
 
@@ -283,6 +95,7 @@ impl Drop for Listener {
 
 /// A connected byte stream.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Stream {
     /// TCP.
     Tcp(TcpStream),
@@ -296,26 +109,40 @@ impl Stream {
     /// Dials `addr`, failing after `timeout`. An `inprocess@name` address is dialled in the
     /// process-wide hub, [`InProcess::global`].
     pub async fn connect(addr: &Address, timeout: Duration) -> Result<Stream, Error> {
-        if addr.network == Network::InProcess {
-            // No handshake: connecting only queues the pipe for the server's accept loop.
-            return InProcess::global().connect(&addr.addr).await;
-        }
+        Stream::connect_in(addr, timeout, None).await
+    }
+
+    /// Like [`connect`](Stream::connect), dialling `inprocess@` names in `hub` (the process-wide
+    /// hub when `None`).
+    pub async fn connect_in(
+        addr: &Address,
+        timeout: Duration,
+        hub: Option<&InProcess>,
+    ) -> Result<Stream, Error> {
+        let io_err = |e: io::Error| Error::Connect {
+            address: addr.to_string(),
+            source: std::sync::Arc::new(e),
+        };
         let fut = async {
-            match addr.network {
-                Network::Unix => Ok(Stream::Unix(UnixStream::connect(&addr.addr).await?)),
-                _ => {
-                    let s = TcpStream::connect(&addr.addr).await?;
-                    s.set_nodelay(true)?;
+            match addr.network() {
+                // No handshake: connecting only queues the pipe for the server's accept loop.
+                Network::InProcess => {
+                    hub.unwrap_or(InProcess::global())
+                        .connect(addr.addr())
+                        .await
+                }
+                Network::Unix => Ok(Stream::Unix(
+                    UnixStream::connect(addr.addr()).await.map_err(io_err)?,
+                )),
+                Network::Tcp => {
+                    let s = TcpStream::connect(addr.addr()).await.map_err(io_err)?;
+                    s.set_nodelay(true).map_err(io_err)?;
                     Ok(Stream::Tcp(s))
                 }
             }
         };
         match tokio::time::timeout(timeout, fut).await {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(Error::Connect {
-                address: addr.to_string(),
-                source: std::sync::Arc::new(e),
-            }),
+            Ok(r) => r,
             Err(_) => Err(Error::ConnectTimeout {
                 address: addr.to_string(),
                 timeout,
@@ -344,6 +171,7 @@ impl Stream {
 
 /// The reading half of a [`Stream`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ReadHalf {
     /// TCP.
     Tcp(tokio::net::tcp::OwnedReadHalf),
@@ -355,6 +183,7 @@ pub enum ReadHalf {
 
 /// The writing half of a [`Stream`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum WriteHalf {
     /// TCP.
     Tcp(tokio::net::tcp::OwnedWriteHalf),
@@ -420,44 +249,6 @@ impl AsyncWrite for WriteHalf {
             WriteHalf::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             WriteHalf::Unix(s) => Pin::new(s).poll_shutdown(cx),
             WriteHalf::Memory(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_rpcx_addresses() {
-        let a = Address::parse("tcp@127.0.0.1:8972").unwrap();
-        assert_eq!(a.network(), Network::Tcp);
-        assert_eq!(a.addr(), "127.0.0.1:8972");
-        assert_eq!(a.to_string(), "tcp@127.0.0.1:8972");
-        assert_eq!(
-            Address::parse("127.0.0.1:1").unwrap().network(),
-            Network::Tcp
-        );
-        assert_eq!(
-            Address::parse("unix@/tmp/x.sock").unwrap().network(),
-            Network::Unix
-        );
-        let a = Address::parse("inprocess@arith").unwrap();
-        assert_eq!(a.network(), Network::InProcess);
-        assert_eq!(a.to_string(), "inprocess@arith");
-    }
-
-    #[test]
-    fn rejects_bad_addresses_clearly() {
-        for (s, needle) in [
-            ("carrier-pigeon@1.2.3.4:5", "unknown network"),
-            ("inprocess@", "empty"),
-            ("quic@127.0.0.1:5", "not supported by sextant yet"),
-            ("tcp@", "empty"),
-            ("tcp@localhost", "host:port"),
-        ] {
-            let e = Address::parse(s).unwrap_err().to_string();
-            assert!(e.contains(needle), "{s}: {e}");
         }
     }
 }
