@@ -46,6 +46,7 @@
 pub mod codec;
 pub mod compress;
 mod error;
+pub mod frame;
 pub mod header;
 pub mod message;
 
@@ -54,12 +55,11 @@ pub mod message;
 pub use codec::Thrift;
 pub use codec::{Codec, CodecError, Codecs, Decode, Encode, Proto, Raw};
 pub use error::ProtocolError;
+pub use frame::{encode_error_reply, heartbeat_payload, parse_heartbeat_payload, FrameHead};
 pub use header::{
     CompressType, Header, MessageStatusType, MessageType, SerializeType, HEADER_LEN, MAGIC_NUMBER,
 };
-pub use message::{
-    begin_frame, finish_frame, ByteStr, Decoder, FrameStart, Limits, Message, Metadata,
-};
+pub use message::{ByteStr, Decoder, Limits, Message, Metadata};
 
 /// Metadata keys and service names reserved by rpcx.
 pub mod keys {

@@ -10,7 +10,8 @@ use std::ops::Deref;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::ProtocolError;
-use crate::header::{Header, HEADER_LEN, MAGIC_NUMBER};
+use crate::frame::FrameHead;
+use crate::header::{CompressType, Header, HEADER_LEN, MAGIC_NUMBER};
 
 /// Default maximum size of one message on the wire, header included: 16 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -281,79 +282,6 @@ impl fmt::Debug for Message {
     }
 }
 
-fn u32_len(field: &'static str, len: usize) -> Result<u32, ProtocolError> {
-    u32::try_from(len).map_err(|_| ProtocolError::FieldTooLong { field, len })
-}
-
-/// Writes everything of a message that precedes the payload and returns the offset of the
-/// payload's length field, to be patched by [`finish_frame`].
-///
-/// Together with [`finish_frame`] this lets a caller serialize the payload straight into the frame
-/// buffer, with no intermediate allocation.
-pub fn begin_frame(
-    dst: &mut BytesMut,
-    header: &Header,
-    service_path: &str,
-    service_method: &str,
-    metadata: &Metadata,
-) -> Result<FrameStart, ProtocolError> {
-    let meta_len = metadata.encoded_len();
-    u32_len("service path", service_path.len())?;
-    u32_len("service method", service_method.len())?;
-    u32_len("metadata", meta_len)?;
-    let start = dst.len();
-    dst.reserve(HEADER_LEN + 16 + service_path.len() + service_method.len() + meta_len);
-    dst.put_slice(header.as_bytes());
-    dst.put_u32(0); // total length, patched by finish_frame
-    dst.put_u32(service_path.len() as u32);
-    dst.put_slice(service_path.as_bytes());
-    dst.put_u32(service_method.len() as u32);
-    dst.put_slice(service_method.as_bytes());
-    dst.put_u32(meta_len as u32);
-    for (k, v) in metadata.iter() {
-        u32_len("metadata key", k.len())?;
-        u32_len("metadata value", v.len())?;
-        dst.put_u32(k.len() as u32);
-        dst.put_slice(k.as_bytes());
-        dst.put_u32(v.len() as u32);
-        dst.put_slice(v.as_bytes());
-    }
-    let payload_len_at = dst.len();
-    dst.put_u32(0); // payload length, patched by finish_frame
-    Ok(FrameStart {
-        start,
-        payload_len_at,
-    })
-}
-
-/// Where a frame started by [`begin_frame`] lies in its buffer.
-#[derive(Debug, Clone, Copy)]
-pub struct FrameStart {
-    start: usize,
-    payload_len_at: usize,
-}
-
-impl FrameStart {
-    /// Offset of the first payload byte in the buffer.
-    pub fn payload_offset(&self) -> usize {
-        self.payload_len_at + 4
-    }
-
-    /// Offset of the frame's first byte (the magic number) in the buffer.
-    pub fn frame_offset(&self) -> usize {
-        self.start
-    }
-}
-
-/// Patches the lengths of a frame begun with [`begin_frame`] once its payload has been appended.
-pub fn finish_frame(dst: &mut BytesMut, frame: FrameStart) -> Result<(), ProtocolError> {
-    let payload_len = u32_len("payload", dst.len() - frame.payload_offset())?;
-    let total = u32_len("message", dst.len() - frame.start - HEADER_LEN)?;
-    dst[frame.payload_len_at..frame.payload_len_at + 4].copy_from_slice(&payload_len.to_be_bytes());
-    dst[frame.start + 12..frame.start + 16].copy_from_slice(&total.to_be_bytes());
-    Ok(())
-}
-
 impl Message {
     /// An empty request with a default header (msgpack, id 0).
     pub fn new() -> Message {
@@ -370,18 +298,19 @@ impl Message {
             + self.payload.len()
     }
 
-    /// Appends the message in rpcx's wire format to `dst`.
+    /// Appends the message in rpcx's wire format to `dst`, payload as it is (no compression is
+    /// applied: the payload is already in its wire form).
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), ProtocolError> {
-        dst.reserve(self.encoded_len());
-        let frame = begin_frame(
-            dst,
+        let head = FrameHead::new(
             &self.header,
             &self.service_path,
             &self.service_method,
             &self.metadata,
-        )?;
-        dst.put_slice(&self.payload);
-        finish_frame(dst, frame)
+        );
+        head.encode(dst, CompressType::NONE, self.payload.len(), |b| {
+            b.put_slice(&self.payload);
+            Ok(())
+        })
     }
 
     /// The message in rpcx's wire format.

@@ -6,22 +6,19 @@
 //! reading, so a flood of requests fills the peer's socket buffer rather than this process'
 //! memory. The writer's queue is bounded too.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
-use sextant_protocol::compress::decompress;
+use bytes::BytesMut;
 use sextant_protocol::{keys, Decoder, Message, MessageType, Metadata};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::router::{error_frame, error_frame_for, Handler};
+use super::call::process;
+use super::handler::error_frame;
 use super::ServerInner;
-use crate::context::Context;
 use crate::transport::{PeerAddr, Stream};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -80,9 +77,7 @@ async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAd
                 Err(e) => {
                     tracing::debug!(%peer, error = %e, "bad request");
                     if let Some(h) = e.header() {
-                        if let Some(f) =
-                            error_frame_for(h, "", "", &e.to_string(), &Metadata::new())
-                        {
+                        if let Some(f) = error_frame(h, "", "", &e.to_string(), &Metadata::new()) {
                             if tx.send(f).await.is_err() {
                                 break 'conn;
                             }
@@ -208,8 +203,7 @@ async fn handle_message(
 
     if msg.header.is_heartbeat() {
         // rpcx sends the same message back with only the response bit set.
-        let mut res = msg;
-        res.header.set_message_type(MessageType::Response);
+        let res = msg.into_heartbeat_reply();
         let mut b = BytesMut::with_capacity(res.encoded_len());
         if res.encode(&mut b).is_ok() && tx.send(b).await.is_err() {
             return Flow::Close;
@@ -221,7 +215,7 @@ async fn handle_message(
         let token = msg.metadata.get(keys::AUTH).unwrap_or("");
         if let Err(text) = auth(&msg, token).await {
             tracing::info!(%peer, error = %text, "auth failed, closing connection");
-            if let Some(f) = error_frame_for(
+            if let Some(f) = error_frame(
                 &msg.header,
                 &msg.service_path,
                 &msg.service_method,
@@ -258,110 +252,4 @@ async fn handle_message(
         drop(permit);
     });
     Flow::Continue
-}
-
-async fn process(server: &Arc<ServerInner>, msg: Message, peer: PeerAddr) -> Option<BytesMut> {
-    let Message {
-        header,
-        service_path,
-        service_method,
-        metadata,
-        payload,
-    } = msg;
-    let timeout = metadata
-        .get(keys::SERVER_TIMEOUT)
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .map(|ms| Duration::from_millis(ms.max(0) as u64));
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let ctx = Context::new(
-        header,
-        service_path,
-        service_method,
-        metadata,
-        Some(peer),
-        deadline,
-    );
-
-    server.calls.fetch_add(1, Ordering::Relaxed);
-    let handler = match server
-        .router
-        .load()
-        .lookup(ctx.service_path(), ctx.service_method())
-    {
-        Ok(h) => h,
-        Err(text) => return error_frame(&ctx, &text),
-    };
-    let plugins = server.plugins();
-    if plugins.is_empty() {
-        return run_handler(server, &ctx, handler, payload, timeout).await;
-    }
-    for p in plugins.iter() {
-        if let Err(text) = p.pre_call(&ctx) {
-            return error_frame(&ctx, &text);
-        }
-    }
-    let started = Instant::now();
-    let frame = run_handler(server, &ctx, handler, payload, timeout).await;
-    // The status bits of the flags byte are non-zero in an error response.
-    let failed = frame
-        .as_ref()
-        .is_some_and(|f| f.len() > 2 && f[2] & 0x03 != 0);
-    for p in plugins.iter() {
-        p.post_call(&ctx, failed, started.elapsed());
-    }
-    frame
-}
-
-/// Decompresses the argument and runs the handler under the call's deadline, catching panics.
-async fn run_handler(
-    server: &Arc<ServerInner>,
-    ctx: &Context,
-    handler: Arc<dyn Handler>,
-    payload: Bytes,
-    timeout: Option<Duration>,
-) -> Option<BytesMut> {
-    let limit = server.options.limits.max_decompressed_size;
-    let payload = match decompress(ctx.header().compress_type(), payload, limit) {
-        Ok(p) => p,
-        Err(e) => return error_frame(ctx, &e.to_string()),
-    };
-    let env = server.env.clone();
-    let ctx2 = ctx.clone();
-    // The handler is created inside the guarded future, so a panic while decoding or in the
-    // handler's synchronous prologue is caught as well.
-    let call =
-        AssertUnwindSafe(async move { handler.call(ctx2, payload, &env).await }).catch_unwind();
-    let outcome = match ctx.deadline() {
-        Some(d) => match tokio::time::timeout_at(d.into(), call).await {
-            Ok(r) => r,
-            Err(_) => {
-                let ms = timeout.unwrap_or_default().as_millis();
-                let text = format!(
-                    "rpcx: call {}.{} exceeded its deadline of {ms} ms",
-                    ctx.service_path(),
-                    ctx.service_method()
-                );
-                return error_frame(ctx, &text);
-            }
-        },
-        None => call.await,
-    };
-    match outcome {
-        Ok(frame) => frame,
-        Err(panic) => {
-            let text = panic_message(&panic);
-            tracing::error!(service = ctx.service_path(), method = ctx.service_method(), panic = %text, "handler panicked");
-            error_frame(ctx, &format!("rpcx: handler panicked: {text}"))
-        }
-    }
-}
-
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
 }

@@ -3,7 +3,10 @@
 //! Hooks run in the order plugins were added, on the task that triggers them, so they must be
 //! quick; a plugin with slow work (a registry write) spawns a task. Order of the per-call hooks:
 //! `pre_call` after routing and before the argument is decoded, `post_call` after the response
-//! frame is built.
+//! frame is built (also for oneway calls, which send no response).
+//!
+//! The client's [`ClientPlugin`](crate::xclient::ClientPlugin) names its hooks alike:
+//! `pre_call`/`post_call` around each call, `on_conn_*` for connections.
 
 use std::time::Duration;
 
@@ -48,9 +51,10 @@ pub trait ServerPlugin: Send + Sync + 'static {
         Ok(())
     }
 
-    /// After a call's handler ran (rpcx's `PostCallPlugin`): whether it failed and how long it
-    /// took (metrics).
-    fn post_call(&self, ctx: &Context, failed: bool, elapsed: Duration) {}
+    /// After a call's handler ran (rpcx's `PostCallPlugin`): its error text if it failed (a
+    /// handler error, a decoding error, a panic, the deadline) and how long it took (metrics).
+    /// Oneway calls are reported too, though nothing is sent back.
+    fn post_call(&self, ctx: &Context, error: Option<&str>, elapsed: Duration) {}
 }
 
 /// A server's counters.

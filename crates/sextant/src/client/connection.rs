@@ -1,0 +1,108 @@
+//! The tasks behind one client connection: the reader, which frames replies and hands each to
+//! its waiter (or pushes to the push queue), and the heartbeat.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use sextant_protocol::{Decoder, Limits, Message, MessageType};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::inflight::InFlight;
+use super::{Client, ClientInner};
+use crate::error::Error;
+use crate::transport::ReadHalf;
+
+pub(super) async fn read_loop(
+    mut rd: ReadHalf,
+    shared: Arc<InFlight>,
+    limits: Limits,
+    push: Option<mpsc::Sender<Message>>,
+) {
+    let mut decoder = Decoder::new(limits);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let reason = 'read: loop {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(msg)) => dispatch(&shared, msg, push.as_ref()),
+                Ok(None) => break,
+                Err(e) if e.closes_connection() => break 'read Error::from(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "discarding an unreadable message from the server")
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
+        tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => break Error::Closed,
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) => break Error::lost("the server closed the connection"),
+                Ok(_) => {}
+                Err(e) => break Error::lost(format!("read failed: {e}")),
+            },
+        }
+    };
+    shared.close(reason);
+}
+
+fn dispatch(shared: &InFlight, msg: Message, push: Option<&mpsc::Sender<Message>>) {
+    if msg.header.message_type() == MessageType::Request {
+        // A server push (rpcx's server.SendMessage): a oneway request from the server.
+        match push {
+            Some(p) => {
+                if p.try_send(msg).is_err() {
+                    tracing::warn!(
+                        "server message queue full or closed; dropping a pushed message"
+                    );
+                }
+            }
+            None => {
+                tracing::debug!("dropping a server-pushed message (server_message_capacity is 0)")
+            }
+        }
+        return;
+    }
+    let waiter = shared.take(msg.header.seq());
+    match waiter {
+        Some(w) => {
+            let _ = w.send(Ok(msg));
+        }
+        None => tracing::debug!(
+            seq = msg.header.seq(),
+            "reply for a call that is no longer waiting"
+        ),
+    }
+}
+
+pub(super) async fn heartbeat_loop(client: std::sync::Weak<ClientInner>, stop: CancellationToken) {
+    loop {
+        let interval = match client.upgrade() {
+            Some(c) => c.options.heartbeat_interval,
+            None => return,
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let Some(inner) = client.upgrade() else {
+            return;
+        };
+        let c = Client { inner };
+        match c.heartbeat().await {
+            Ok(()) => {}
+            Err(Error::DeadlineExceeded) => {
+                tracing::warn!(address = %c.address(), "heartbeat not answered: closing the connection");
+                c.inner.in_flight.close(Error::lost(format!(
+                    "heartbeat not answered within {:?}",
+                    c.inner.options.max_wait_for_heartbeat
+                )));
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}

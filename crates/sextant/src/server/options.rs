@@ -1,0 +1,50 @@
+//! [`ServerOptions`]: the server's settings, named after rpcx's server options.
+
+use std::time::Duration;
+
+use sextant_protocol::Limits;
+
+/// Server settings. Every field states its default.
+///
+/// ## rpcx's `WithReadTimeout` and `WithWriteTimeout`
+///
+/// rpcx's `WithReadTimeout(d)` sets a read deadline of `d` before every request is read, so it
+/// bounds two things at once: how long a request may take to arrive once it has started, and how
+/// long a connection may sit idle between requests (an idle rpcx connection is closed after `d`).
+/// sextant keeps the two apart: [`read_timeout`](ServerOptions::read_timeout) is the first,
+/// [`idle_timeout`](ServerOptions::idle_timeout) the second (and, unlike rpcx, an idle timeout
+/// never cuts a connection that still has calls running). To get rpcx's behaviour set both to
+/// `d`. rpcx's `WithWriteTimeout(d)` maps to [`write_timeout`](ServerOptions::write_timeout).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerOptions {
+    /// Once the first byte of a request has arrived, the whole request must arrive within this
+    /// time or the connection is closed (protects against slow senders holding buffers).
+    /// Narrower than rpcx's `WithReadTimeout`: see the type's docs. Default: `None` (no limit),
+    /// as rpcx.
+    pub read_timeout: Option<Duration>,
+    /// A write of responses that takes longer than this closes the connection (rpcx's
+    /// `WithWriteTimeout`). Default: `None`, as rpcx.
+    pub write_timeout: Option<Duration>,
+    /// A connection with no request and no call in flight for this long is closed (the idle half
+    /// of rpcx's `WithReadTimeout`). Default: `None` (connections live until the client closes
+    /// them).
+    pub idle_timeout: Option<Duration>,
+    /// Calls that may run at once on one connection; past that the server stops reading from
+    /// the connection until one finishes. Default: 1024.
+    pub max_concurrent_requests: usize,
+    /// Message and decompressed-payload size limits. Default: 16 MiB each.
+    pub limits: Limits,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            read_timeout: None,
+            write_timeout: None,
+            idle_timeout: None,
+            max_concurrent_requests: 1024,
+            limits: Limits::default(),
+        }
+    }
+}
