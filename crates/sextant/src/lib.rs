@@ -53,7 +53,12 @@
 //! - [`Context`]: what a handler knows about its call.
 //! - [`Error`]: one error type; [`Error::is_retryable`] tells transport failures from service
 //!   errors.
-//! - [`protocol`]: the wire format, codecs and compression (the `sextant-protocol` crate).
+//! - [`protocol`]: the wire format, codecs and compression (the `sextant-protocol` crate); it
+//!   alone lays out the bytes of a frame.
+//! - [`Address`] and [`ToAddress`]: `network@address` as rpcx writes it; every method that takes
+//!   an address takes a `&str`, a `String`, an `Address` or a `SocketAddr`.
+//! - [`query`]: server metadata as query strings ([`QueryValues`]), as rpcx reads and writes it.
+//! - [`util`]: the poison-free lock and the backoff every sextant crate uses.
 //!
 //! ## Many servers: the XClient
 //!
@@ -98,22 +103,25 @@ mod context;
 pub mod discovery;
 mod error;
 mod io;
+pub mod query;
 pub mod selector;
 pub mod server;
 pub mod transport;
+pub mod util;
 pub mod xclient;
 
 pub use client::{CallOptions, Client, ClientOptions, PendingCall, Response};
 pub use context::Context;
 pub use discovery::{KVPair, ServiceDiscovery};
 pub use error::{Error, Result, ServiceError};
+pub use query::QueryValues;
 pub use selector::SelectMode;
 pub use server::{
     Method, RegisterOptions, Server, ServerBuilder, ServerOptions, ServerPlugin, ServerStats,
     Service,
 };
-pub use transport::{Address, PeerAddr};
-pub use xclient::{FailMode, XClient, XClientOptions};
+pub use transport::{Address, PeerAddr, ToAddress};
+pub use xclient::{FailMode, XClient, XClientBuilder, XClientOptions};
 
 /// The wire format: messages, codecs, compression (re-export of `sextant-protocol`).
 pub use sextant_protocol as protocol;

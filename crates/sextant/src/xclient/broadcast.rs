@@ -13,7 +13,8 @@ use std::time::Instant;
 use futures::stream::{FuturesUnordered, StreamExt};
 use sextant_protocol::{Decode, Encode};
 
-use super::{Call, CallKey, XClient};
+use super::call::Call;
+use super::XClient;
 use crate::client::{CallOptions, Response};
 use crate::error::{Error, Result};
 
@@ -101,7 +102,7 @@ impl XClient {
     }
 
     fn no_servers(&self) -> Error {
-        self.inner.no_server(&self.inner.servers.load(), &[])
+        self.inner.no_server(&[])
     }
 
     /// The call on every current server, as the outcomes come in.
@@ -126,7 +127,7 @@ impl XClient {
         }
         let timeout = options
             .timeout
-            .or(inner.options.default_timeout)
+            .or(inner.options.client.default_timeout)
             .unwrap_or(inner.options.broadcast_timeout);
         let deadline = Some(Instant::now() + timeout);
         inner.add_auth(&mut options);
@@ -135,11 +136,10 @@ impl XClient {
             method,
             args,
             deadline,
-            key: CallKey::default(),
             want_metadata: true,
         };
         if snap.nodes.is_empty() {
-            return Err(inner.no_server(&snap, &[]));
+            return Err(snap.no_server(&inner.service_path, &inner.options.group, &[]));
         }
         let calls = FuturesUnordered::new();
         for node in &snap.nodes {

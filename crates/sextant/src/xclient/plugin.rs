@@ -4,10 +4,13 @@
 //! be quick. Per call: [`pre_call`](ClientPlugin::pre_call) before each attempt is sent (after
 //! the server is chosen), [`post_call`](ClientPlugin::post_call) when the attempt ends — so a call
 //! that fails over to a second server runs both hooks twice. Per connection:
-//! [`conn_created`](ClientPlugin::conn_created) after a dial succeeds,
-//! [`conn_create_failed`](ClientPlugin::conn_create_failed) after one fails, and
-//! [`client_connection_close`](ClientPlugin::client_connection_close) when the XClient drops a
-//! connection (broken, server left discovery, XClient closed).
+//! [`on_conn_created`](ClientPlugin::on_conn_created) after a dial succeeds,
+//! [`on_conn_create_failed`](ClientPlugin::on_conn_create_failed) after one fails, and
+//! [`on_conn_close`](ClientPlugin::on_conn_close) when the XClient drops a connection (broken,
+//! server left discovery, XClient closed).
+//!
+//! The names match the server's [`ServerPlugin`](crate::ServerPlugin): `pre_call`/`post_call`
+//! around a call, `on_conn_*` for connections.
 
 use std::time::Duration;
 
@@ -47,11 +50,11 @@ pub trait ClientPlugin: Send + Sync + 'static {
 
     /// A connection to `server` was established (rpcx's `ConnCreatedPlugin` /
     /// `ClientConnectedPlugin`).
-    fn conn_created(&self, server: &str) {}
+    fn on_conn_created(&self, server: &str) {}
 
     /// Dialling `server` failed (rpcx's `ConnCreateFailedPlugin`).
-    fn conn_create_failed(&self, server: &str, error: &Error) {}
+    fn on_conn_create_failed(&self, server: &str, error: &Error) {}
 
     /// The XClient let go of its connection to `server` (rpcx's `ClientConnectionClosePlugin`).
-    fn client_connection_close(&self, server: &str) {}
+    fn on_conn_close(&self, server: &str) {}
 }

@@ -6,7 +6,6 @@
 //! for it share one future ([`futures::future::Shared`]), so concurrent first calls dial once and
 //! a caller that gives up (timeout, cancellation) does not abort the dial for the others.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,26 +16,27 @@ use super::plugin::ClientPlugin;
 use crate::breaker::{Breaker, BreakerState, GenBreaker};
 use crate::client::{Client, ClientOptions};
 use crate::error::{Error, Result};
-use crate::transport::{Address, InProcess, Network, Stream};
+use crate::transport::Address;
+use crate::util::{lock, Backoff};
 
 type Dial = Shared<BoxFuture<'static, Result<Client>>>;
 
 /// What every endpoint of one XClient needs to dial and to report.
 pub(crate) struct DialConfig {
+    /// What each connection is made with (without the auth token: the XClient sends its own,
+    /// which may change at run time).
     pub(crate) client_options: ClientOptions,
-    pub(crate) in_process: Option<InProcess>,
     pub(crate) reconnect_backoff: Duration,
     pub(crate) max_reconnect_backoff: Duration,
     pub(crate) gen_breaker: Option<GenBreaker>,
     pub(crate) plugins: ArcSwap<Vec<Arc<dyn ClientPlugin>>>,
 }
 
-#[derive(Default)]
 struct State {
     client: Option<Client>,
     dialing: Option<Dial>,
-    /// Failed dials in a row.
-    failures: u32,
+    /// The wait after each failed dial in a row.
+    backoff: Backoff,
     /// No new dial before this; calls get `last_error` at once.
     retry_at: Option<Instant>,
     last_error: Option<Error>,
@@ -51,25 +51,30 @@ pub(crate) struct Endpoint {
     config: Arc<DialConfig>,
     breaker: Option<Box<dyn Breaker>>,
     state: Mutex<State>,
-    /// Calls in flight on this endpoint (for tests and diagnostics).
-    in_flight: AtomicU32,
 }
 
 impl Endpoint {
     pub(crate) fn new(key: Arc<str>, address: Address, config: Arc<DialConfig>) -> Endpoint {
         let breaker = config.gen_breaker.as_ref().map(|g| g());
+        let backoff = Backoff::new(config.reconnect_backoff, config.max_reconnect_backoff);
         Endpoint {
             key,
             address,
             config,
             breaker,
-            state: Mutex::new(State::default()),
-            in_flight: AtomicU32::new(0),
+            state: Mutex::new(State {
+                client: None,
+                dialing: None,
+                backoff,
+                retry_at: None,
+                last_error: None,
+                retired: false,
+            }),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Whether selection may choose this server: its breaker, if any, is ready.
@@ -84,7 +89,6 @@ impl Endpoint {
     /// Takes the breaker's permission for one call; see [`Breaker::try_acquire`].
     pub(crate) fn acquire(self: &Arc<Self>) -> Option<Permit> {
         if self.breaker.as_ref().is_none_or(|b| b.try_acquire()) {
-            self.in_flight.fetch_add(1, Ordering::Relaxed);
             Some(Permit {
                 endpoint: self.clone(),
                 done: false,
@@ -137,7 +141,7 @@ impl Endpoint {
         let address = self.address.clone();
         let config = self.config.clone();
         let task = tokio::spawn(async move {
-            let r = dial(&config, address).await;
+            let r = Client::connect(address, config.client_options.clone()).await;
             if let Some(ep) = weak.upgrade() {
                 ep.finish_dial(&r);
             }
@@ -158,14 +162,13 @@ impl Endpoint {
             match r {
                 Ok(c) if !s.retired => {
                     s.client = Some(c.clone());
-                    s.failures = 0;
+                    s.backoff.reset();
                     s.retry_at = None;
                     s.last_error = None;
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    s.failures = s.failures.saturating_add(1);
-                    s.retry_at = Some(Instant::now() + self.backoff(s.failures));
+                    s.retry_at = Some(Instant::now() + s.backoff.next_delay());
                     s.last_error = Some(e.clone());
                 }
             }
@@ -174,25 +177,14 @@ impl Endpoint {
         let plugins = self.config.plugins.load();
         match r {
             Ok(c) if retired => c.close(),
-            Ok(_) => plugins.iter().for_each(|p| p.conn_created(&self.key)),
+            Ok(_) => plugins.iter().for_each(|p| p.on_conn_created(&self.key)),
             Err(e) => {
                 tracing::debug!(server = %self.key, error = %e, "dial failed");
                 plugins
                     .iter()
-                    .for_each(|p| p.conn_create_failed(&self.key, e))
+                    .for_each(|p| p.on_conn_create_failed(&self.key, e))
             }
         }
-    }
-
-    /// The wait after the `failures`-th failed dial in a row: doubling from the configured
-    /// minimum up to the maximum, with up to 25% jitter so that many clients do not redial a
-    /// recovering server in step.
-    fn backoff(&self, failures: u32) -> Duration {
-        let min = self.config.reconnect_backoff;
-        let max = self.config.max_reconnect_backoff.max(min);
-        let exp = min.saturating_mul(1u32 << failures.saturating_sub(1).min(20));
-        let base = exp.min(max);
-        base + base.mul_f64(fastrand::f64() * 0.25)
     }
 
     /// How long until a dial may be tried again (zero when it may now).
@@ -223,31 +215,9 @@ impl Endpoint {
 
     fn notify_closed(&self) {
         for p in self.config.plugins.load().iter() {
-            p.client_connection_close(&self.key);
+            p.on_conn_close(&self.key);
         }
     }
-}
-
-/// Dials `address`: in-process names through the configured hub, everything else through
-/// [`Stream::connect`].
-async fn dial(config: &DialConfig, address: Address) -> Result<Client> {
-    let o = &config.client_options;
-    let stream = match address.network() {
-        Network::InProcess => {
-            let hub = config.in_process.as_ref().unwrap_or(InProcess::global());
-            match tokio::time::timeout(o.connect_timeout, hub.connect(address.addr())).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(Error::ConnectTimeout {
-                        address: address.to_string(),
-                        timeout: o.connect_timeout,
-                    })
-                }
-            }
-        }
-        _ => Stream::connect(&address, o.connect_timeout).await?,
-    };
-    Ok(Client::from_stream(address, stream, o.clone()))
 }
 
 /// How a finished call is reported to the server's breaker.
@@ -276,7 +246,6 @@ pub(crate) struct Permit {
 impl Permit {
     pub(crate) fn finish(mut self, error: Option<&Error>) {
         self.done = true;
-        self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let Some(b) = &self.endpoint.breaker {
             match verdict(error) {
                 Verdict::Success => b.success(),
@@ -290,7 +259,6 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         if !self.done {
-            self.endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
             if let Some(b) = &self.endpoint.breaker {
                 b.release();
             }

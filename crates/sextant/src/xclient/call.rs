@@ -1,0 +1,476 @@
+//! The call path of an XClient: one loop for every fail mode (`call`, `call_with`, `oneway`),
+//! the race of `Failbackup`, `go`, and one attempt on one server.
+//!
+//! The loop asks [`Candidates`] for a server, makes one [attempt](Inner::attempt) there, and
+//! returns the reply, or an error that is not retryable (a service error, an expired deadline, a
+//! cancelled call), or, after a retryable failure, asks for the next candidate. When none is left
+//! the last error is returned.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use sextant_protocol::{keys, Decode, Encode, SerializeType};
+
+use super::candidates::{CallKey, Candidates};
+use super::pool::Permit;
+use super::{ClientPlugin, FailMode, Inner, XClient};
+use crate::client::{CallOptions, PendingCall, Response};
+use crate::error::{Error, Result};
+use crate::selector::Selector;
+use crate::xclient::plugin::CallInfo;
+
+/// The parts of a call that stay the same across its attempts.
+pub(super) struct Call<'a, A: ?Sized> {
+    pub(super) method: &'a str,
+    pub(super) args: &'a A,
+    /// Counted from the start of the call, across all attempts.
+    pub(super) deadline: Option<Instant>,
+    /// Whether the caller wants the response metadata (`call` does not: it saves building it).
+    pub(super) want_metadata: bool,
+}
+
+// Copied into each of fork's and broadcast's per-server futures; only references inside.
+impl<A: ?Sized> Clone for Call<'_, A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A: ?Sized> Copy for Call<'_, A> {}
+
+/// Takes the options for the next attempt: a copy, or the original for the last one.
+fn options_for(options: &mut CallOptions, last: bool) -> CallOptions {
+    if last {
+        std::mem::take(options)
+    } else {
+        options.clone()
+    }
+}
+
+impl Inner {
+    pub(super) fn check_open(&self) -> Result<()> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The deadline of a call starting now: its own timeout, else the default one.
+    pub(super) fn deadline(&self, options: &CallOptions) -> Option<Instant> {
+        options
+            .timeout
+            .or(self.options.client.default_timeout)
+            .map(|t| Instant::now() + t)
+    }
+
+    pub(super) fn add_auth(&self, options: &mut CallOptions) {
+        if let Some(t) = &*self.auth.load() {
+            options.metadata.insert(keys::AUTH, String::clone(t));
+        }
+    }
+
+    /// What every call to one server does first: checks that the XClient is open, takes the
+    /// selector, adds the auth token and takes the hash key out of the options.
+    fn prepare(&self, options: &mut CallOptions) -> Result<(Arc<dyn Selector>, Option<String>)> {
+        self.check_open()?;
+        let selector = self.selector()?;
+        self.add_auth(options);
+        Ok((selector, options.hash_key.take()))
+    }
+
+    /// The encoded arguments and hash key, for selectors that route by them.
+    fn call_key<'a, A: Encode + ?Sized>(
+        &self,
+        selector: &dyn Selector,
+        args: &A,
+        hash_key: Option<&'a str>,
+        serialize_type: Option<SerializeType>,
+        buf: &'a mut BytesMut,
+    ) -> Result<CallKey<'a>> {
+        if !selector.uses_call_key() {
+            if hash_key.is_some() {
+                return Err(Error::Config(format!(
+                    "CallOptions::hash_key is set but the {} selector does not route by key; use \
+                     SelectMode::ConsistentHash (or a selector whose uses_call_key is true), or \
+                     drop the key",
+                    selector.name()
+                )));
+            }
+            return Ok(CallKey::default());
+        }
+        if let Some(k) = hash_key {
+            return Ok(CallKey {
+                args: &[],
+                hash_key: Some(k),
+            });
+        }
+        let o = &self.options.client;
+        args.encode(serialize_type.unwrap_or(o.serialize_type), &o.codecs, buf)?;
+        Ok(CallKey {
+            args: &buf[..],
+            hash_key: None,
+        })
+    }
+
+    fn plugins(&self) -> Option<Arc<Vec<Arc<dyn ClientPlugin>>>> {
+        let g = self.config.plugins.load();
+        (!g.is_empty()).then(|| Arc::clone(&g))
+    }
+
+    /// One attempt of a call on the server of `permit`.
+    pub(super) async fn attempt<A, R>(
+        &self,
+        permit: Permit,
+        call: &Call<'_, A>,
+        mut options: CallOptions,
+        attempt: u32,
+    ) -> Result<Response<R>>
+    where
+        A: Encode + ?Sized,
+        R: Decode,
+    {
+        let (method, deadline) = (call.method, call.deadline);
+        let ep = permit.endpoint.clone();
+        let plugins = self.plugins();
+        let metadata = match &plugins {
+            Some(ps) => {
+                let info = CallInfo {
+                    service_path: &self.service_path,
+                    service_method: method,
+                    server: &ep.key,
+                    attempt,
+                    metadata: &options.metadata,
+                };
+                for p in ps.iter() {
+                    p.pre_call(&info)?;
+                }
+                Some(options.metadata.clone())
+            }
+            None => None,
+        };
+        let started = Instant::now();
+        let r = async {
+            let client = match deadline {
+                Some(d) => tokio::time::timeout_at(d.into(), ep.client())
+                    .await
+                    .unwrap_or(Err(Error::DeadlineExceeded))?,
+                None => ep.client().await?,
+            };
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::DeadlineExceeded);
+                }
+                options.timeout = Some(left);
+            }
+            let mut pending = client
+                .go(&self.service_path, method, call.args, options)
+                .await?;
+            pending.want_metadata = call.want_metadata;
+            let r = pending.await;
+            if let Err(Error::ConnectionLost(_) | Error::Io(_) | Error::Protocol(_)) = &r {
+                // A broken connection is dropped; the next call redials.
+                client.close();
+            }
+            r
+        }
+        .await;
+        permit.finish(r.as_ref().err());
+        if let (Some(ps), Some(metadata)) = (plugins, metadata) {
+            let info = CallInfo {
+                service_path: &self.service_path,
+                service_method: method,
+                server: &ep.key,
+                attempt,
+                metadata: &metadata,
+            };
+            let elapsed = started.elapsed();
+            for p in ps.iter() {
+                p.post_call(&info, r.as_ref().err(), elapsed);
+            }
+        }
+        r
+    }
+}
+
+impl XClient {
+    /// Calls `service_method` with `args` under the fail mode and returns the reply.
+    pub async fn call<A, R>(&self, service_method: &str, args: &A) -> Result<R>
+    where
+        A: Encode + ?Sized,
+        R: Decode,
+    {
+        Ok(self
+            .call_inner(service_method, args, CallOptions::default(), false)
+            .await?
+            .reply)
+    }
+
+    /// Like [`call`](XClient::call), with per-call options (metadata, deadline, codec, hash key);
+    /// returns the response metadata too, including `__ServerAddress`.
+    pub async fn call_with<A, R>(
+        &self,
+        service_method: &str,
+        args: &A,
+        options: CallOptions,
+    ) -> Result<Response<R>>
+    where
+        A: Encode + ?Sized,
+        R: Decode,
+    {
+        self.call_inner(service_method, args, options, true).await
+    }
+
+    async fn call_inner<A, R>(
+        &self,
+        service_method: &str,
+        args: &A,
+        mut options: CallOptions,
+        want_metadata: bool,
+    ) -> Result<Response<R>>
+    where
+        A: Encode + ?Sized,
+        R: Decode,
+    {
+        let inner = &*self.inner;
+        let deadline = inner.deadline(&options);
+        let (selector, hash_key) = inner.prepare(&mut options)?;
+        let mut buf = BytesMut::new();
+        let key = inner.call_key(
+            &*selector,
+            args,
+            hash_key.as_deref(),
+            options.serialize_type,
+            &mut buf,
+        )?;
+        let call = Call {
+            method: service_method,
+            args,
+            deadline,
+            want_metadata,
+        };
+        let mut candidates =
+            Candidates::new(inner, &*selector, service_method, key, inner.fail_mode);
+        if inner.fail_mode == FailMode::Failbackup {
+            return failbackup(inner, &mut candidates, &call, options).await;
+        }
+        let mut attempt = 0;
+        loop {
+            let permit = candidates.next(deadline).await?;
+            let server = permit.endpoint.key.clone();
+            let o = options_for(&mut options, candidates.is_last());
+            match inner.attempt(permit, &call, o, attempt).await {
+                Ok(r) => return Ok(r),
+                Err(e) if !e.is_retryable() => return Err(e),
+                Err(e) => {
+                    tracing::debug!(service = %inner.service_path, %server, error = %e, mode = %inner.fail_mode, "call failed; trying the next candidate");
+                    candidates.failed(e);
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Sends the call to one server and returns a handle to await later (rpcx's `Go`). As in
+    /// rpcx, no fail mode applies: the call is sent once. Plugins' `pre_call`/`post_call` do not
+    /// run; the outcome still feeds the server's breaker. Dropping the handle cancels the call.
+    pub async fn go<A, R>(
+        &self,
+        service_method: &str,
+        args: &A,
+        mut options: CallOptions,
+    ) -> Result<XCall<R>>
+    where
+        A: Encode + ?Sized,
+        R: Decode,
+    {
+        let inner = &*self.inner;
+        if options.timeout.is_none() {
+            options.timeout = inner.options.client.default_timeout;
+        }
+        let (selector, hash_key) = inner.prepare(&mut options)?;
+        let mut buf = BytesMut::new();
+        let key = inner.call_key(
+            &*selector,
+            args,
+            hash_key.as_deref(),
+            options.serialize_type,
+            &mut buf,
+        )?;
+        let mut candidates =
+            Candidates::new(inner, &*selector, service_method, key, FailMode::Failfast);
+        let permit = candidates.next(None).await?;
+        let client = match permit.endpoint.client().await {
+            Ok(c) => c,
+            Err(e) => {
+                permit.finish(Some(&e));
+                return Err(e);
+            }
+        };
+        match client
+            .go(&inner.service_path, service_method, args, options)
+            .await
+        {
+            Ok(pending) => Ok(XCall {
+                pending,
+                permit: Some(permit),
+            }),
+            Err(e) => {
+                permit.finish(Some(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends a oneway call: the server runs it and answers nothing. Returns once the request is
+    /// queued for writing. The fail mode decides what happens when a server cannot be reached:
+    /// `Failfast` tries one server, `Failtry` retries the same server and the other modes
+    /// another one, up to `retries` times.
+    pub async fn oneway<A>(
+        &self,
+        service_method: &str,
+        args: &A,
+        mut options: CallOptions,
+    ) -> Result<()>
+    where
+        A: Encode + ?Sized,
+    {
+        let inner = &*self.inner;
+        let (selector, hash_key) = inner.prepare(&mut options)?;
+        let mut buf = BytesMut::new();
+        let key = inner.call_key(
+            &*selector,
+            args,
+            hash_key.as_deref(),
+            options.serialize_type,
+            &mut buf,
+        )?;
+        // Nothing comes back to race for: a oneway call under Failbackup fails over.
+        let mode = match inner.fail_mode {
+            FailMode::Failbackup => FailMode::Failover,
+            m => m,
+        };
+        let mut candidates = Candidates::new(inner, &*selector, service_method, key, mode);
+        loop {
+            let permit = candidates.next(None).await?;
+            let o = options_for(&mut options, candidates.is_last());
+            let r = match permit.endpoint.client().await {
+                Ok(c) => {
+                    c.send_oneway(&inner.service_path, service_method, args, o)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            permit.finish(r.as_ref().err());
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) if !e.is_retryable() => return Err(e),
+                Err(e) => candidates.failed(e),
+            }
+        }
+    }
+}
+
+/// `Failbackup`: the first candidate; if it has not answered after `backup_latency` (or failed
+/// retryably), the second too. The first answer wins and the other call is dropped (cancelled).
+async fn failbackup<A, R>(
+    inner: &Inner,
+    candidates: &mut Candidates<'_>,
+    call: &Call<'_, A>,
+    options: CallOptions,
+) -> Result<Response<R>>
+where
+    A: Encode + ?Sized,
+    R: Decode,
+{
+    let first = candidates.next(call.deadline).await?;
+    let mut call1 = std::pin::pin!(inner.attempt::<A, R>(first, call, options.clone(), 0));
+    let mut error1 = None;
+    tokio::select! {
+        r = &mut call1 => match r {
+            Err(e) if e.is_retryable() => error1 = Some(e),
+            r => return r,
+        },
+        _ = tokio::time::sleep(inner.options.backup_latency) => {}
+    }
+    let second = match candidates.next(call.deadline).await {
+        Ok(p) => p,
+        // No second server: the first one's answer is all there is.
+        Err(e) => {
+            return match error1 {
+                Some(e1) => Err(e1),
+                None => {
+                    tracing::debug!(service = %inner.service_path, error = %e, "no server for a backup request");
+                    call1.await
+                }
+            }
+        }
+    };
+    let mut call2 = std::pin::pin!(inner.attempt::<A, R>(second, call, options, 1));
+    if let Some(e1) = error1 {
+        return call2
+            .await
+            .map_err(|e2| if e2.is_retryable() { e1 } else { e2 });
+    }
+    // Both in flight: the first answer wins and the other call is dropped (cancelled). A
+    // retryable failure of one leaves the other to answer.
+    let (mut done1, mut done2) = (false, false);
+    loop {
+        tokio::select! {
+            r = &mut call1, if !done1 => match r {
+                Err(e) if e.is_retryable() && !done2 => done1 = true,
+                r => return r,
+            },
+            r = &mut call2, if !done2 => match r {
+                Err(e) if e.is_retryable() && !done1 => done2 = true,
+                r => return r,
+            },
+        }
+    }
+}
+
+/// A call sent by [`XClient::go`]. Await it for the reply; drop it to cancel.
+#[must_use = "a call is cancelled when its handle is dropped"]
+pub struct XCall<R> {
+    pending: PendingCall<R>,
+    permit: Option<Permit>,
+}
+
+impl<R> fmt::Debug for XCall<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XCall")
+            .field("server", &self.permit.as_ref().map(|p| &*p.endpoint.key))
+            .field("seq", &self.pending.seq())
+            .finish()
+    }
+}
+
+impl<R> XCall<R> {
+    /// The server the call went to.
+    pub fn server(&self) -> Option<&str> {
+        self.permit.as_ref().map(|p| &*p.endpoint.key)
+    }
+}
+
+impl<R: Decode> Future for XCall<R> {
+    type Output = Result<Response<R>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match Pin::new(&mut this.pending).poll(cx) {
+            Poll::Ready(r) => {
+                if let Some(p) = this.permit.take() {
+                    p.finish(r.as_ref().err());
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
