@@ -15,7 +15,7 @@ use sextant::{
 
 fn arith(name: &'static str) -> sextant::Result<Server> {
     let server = Server::new();
-    server.register_fn("Arith", "Who", "", move |_cx: Context, _: ()| async move {
+    server.register_fn("Arith", "Who", move |_cx: Context, _: ()| async move {
         Ok::<_, ServiceError>(name.to_string())
     })?;
     Ok(server)

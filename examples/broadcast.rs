@@ -26,7 +26,7 @@ pub struct Reply {
 
 async fn start_server(broken: Arc<AtomicBool>) -> sextant::Result<(Server, String)> {
     let server = Server::new();
-    server.register_fn("Arith", "Mul", "", move |_cx: Context, a: Args| {
+    server.register_fn("Arith", "Mul", move |_cx: Context, a: Args| {
         let broken = broken.load(Ordering::Relaxed);
         async move {
             if broken {

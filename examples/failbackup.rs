@@ -26,15 +26,10 @@ pub struct Reply {
 
 async fn start_server(delay: Duration) -> sextant::Result<(Server, String)> {
     let server = Server::new();
-    server.register_fn(
-        "Arith",
-        "Mul",
-        "",
-        move |_cx: Context, a: Args| async move {
-            tokio::time::sleep(delay).await;
-            Ok::<_, ServiceError>(Reply { c: a.a * a.b })
-        },
-    )?;
+    server.register_fn("Arith", "Mul", move |_cx: Context, a: Args| async move {
+        tokio::time::sleep(delay).await;
+        Ok::<_, ServiceError>(Reply { c: a.a * a.b })
+    })?;
     let address = server.start("tcp@127.0.0.1:0").await?.to_string();
     Ok((server, address))
 }

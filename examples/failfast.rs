@@ -31,7 +31,7 @@ fn unused_address() -> String {
 #[tokio::main]
 async fn main() -> sextant::Result<()> {
     let server = Server::new();
-    server.register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+    server.register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
         Ok::<_, ServiceError>(Reply { c: a.a * a.b })
     })?;
     let live = server.start("tcp@127.0.0.1:0").await?.to_string();

@@ -24,7 +24,7 @@ pub struct Reply {
 
 async fn start_server() -> sextant::Result<(Server, String)> {
     let server = Server::new();
-    server.register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+    server.register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
         Ok::<_, ServiceError>(Reply { c: a.a * a.b })
     })?;
     let address = server.start("tcp@127.0.0.1:0").await?.to_string();

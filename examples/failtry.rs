@@ -24,7 +24,7 @@ pub struct Reply {
 
 fn arith() -> sextant::Result<Server> {
     let server = Server::new();
-    server.register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+    server.register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
         Ok::<_, ServiceError>(Reply { c: a.a * a.b })
     })?;
     Ok(server)

@@ -24,17 +24,12 @@ pub struct Reply {
 
 async fn start_server(broken: bool) -> sextant::Result<(Server, String)> {
     let server = Server::new();
-    server.register_fn(
-        "Arith",
-        "Mul",
-        "",
-        move |_cx: Context, a: Args| async move {
-            if broken {
-                return Err(ServiceError::new("this server is broken"));
-            }
-            Ok(Reply { c: a.a * a.b })
-        },
-    )?;
+    server.register_fn("Arith", "Mul", move |_cx: Context, a: Args| async move {
+        if broken {
+            return Err(ServiceError::new("this server is broken"));
+        }
+        Ok(Reply { c: a.a * a.b })
+    })?;
     let address = server.start("tcp@127.0.0.1:0").await?.to_string();
     Ok((server, address))
 }

@@ -16,13 +16,12 @@ async fn mul(_cx: Context, args: Args) -> Result<Reply, ServiceError> {
 async fn main() -> sextant::Result<()> {
     let server = Server::new();
     // rpcx: s.RegisterFunctionName("ArithFn", "Mul", mul, "")
-    server.register_fn("ArithFn", "Mul", "", mul)?;
+    server.register_fn("ArithFn", "Mul", mul)?;
     // A closure works as well, capturing what it needs.
     let offset = 1000;
     server.register_fn(
         "ArithFn",
         "AddOffset",
-        "",
         move |_cx: Context, args: Args| async move {
             Ok::<_, ServiceError>(Reply {
                 c: args.a + args.b + offset,

@@ -15,11 +15,11 @@ use sextant::{
 async fn start_server(name: &'static str, meta: &str) -> sextant::Result<(Server, KVPair)> {
     let server = Server::new();
     // rpcx's RegisterName("Arith", ..., "group=test"): the metadata a registry would publish.
-    server.register_fn(
+    server.register_fn_with(
         "Arith",
         "Who",
-        meta,
         move |_cx: Context, _: ()| async move { Ok::<_, ServiceError>(name.to_string()) },
+        sextant::RegisterOptions::default().metadata(meta),
     )?;
     let address = server.start("tcp@127.0.0.1:0").await?.to_string();
     Ok((server, KVPair::new(address, meta)))

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use sextant::discovery::InprocessDiscovery;
 use sextant::transport::InProcess;
 use sextant::{
-    CallOptions, Context, FailMode, SelectMode, Server, ServiceError, XClient, XClientOptions,
+    CallOptions, ClientOptions, Context, FailMode, SelectMode, Server, ServiceError, XClient,
+    XClientOptions,
 };
 
 #[derive(Serialize, Deserialize, Default, Debug)]
@@ -30,7 +31,7 @@ pub struct Reply {
 async fn main() -> sextant::Result<()> {
     let hub = InProcess::new();
     let server = Server::new();
-    server.register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+    server.register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
         Ok::<_, ServiceError>(Reply { c: a.a * a.b })
     })?;
     let address = hub.serve(&server, "arith").await?;
@@ -41,7 +42,7 @@ async fn main() -> sextant::Result<()> {
         FailMode::Failtry,
         SelectMode::Random,
         InprocessDiscovery::new(["arith"])?,
-        XClientOptions::default().in_process(hub.clone()),
+        XClientOptions::default().client(ClientOptions::default().in_process(hub.clone())),
     )?;
     let mut total = 0;
     for i in 1..=100 {

@@ -11,7 +11,7 @@ use sextant_interop::{Args, Reply};
 #[tokio::main]
 async fn main() -> sextant::Result<()> {
     let server = Server::new();
-    server.register_fn("Arith", "Mul", "", |cx: Context, args: Args| async move {
+    server.register_fn("Arith", "Mul", |cx: Context, args: Args| async move {
         println!("server got metadata: {:?}", cx.metadata());
         cx.set_response_metadata("echo", cx.metadata().get("aaa").unwrap_or("").to_string());
         cx.set_response_metadata("served-by", "sextant");

@@ -13,7 +13,7 @@ use sextant::{CallOptions, Context, FailMode, KVPair, SelectMode, Server, Servic
 
 async fn start_server(name: &'static str) -> sextant::Result<(Server, String)> {
     let server = Server::new();
-    server.register_fn("Arith", "Who", "", move |_cx: Context, _: ()| async move {
+    server.register_fn("Arith", "Who", move |_cx: Context, _: ()| async move {
         Ok::<_, ServiceError>(name.to_string())
     })?;
     let address = server.start("tcp@127.0.0.1:0").await?.to_string();

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 async fn main() -> sextant::Result<()> {
     let (tx, mut rx) = mpsc::channel::<String>(8);
     let server = Server::new();
-    server.register_fn("Log", "Write", "", move |_cx: Context, line: String| {
+    server.register_fn("Log", "Write", move |_cx: Context, line: String| {
         let tx = tx.clone();
         async move {
             tx.send(line).await.ok();

@@ -55,11 +55,11 @@ pub async fn start_server<S: RegistryStore>(
     .await?;
     let server = Server::builder().plugin(plugin).build();
     server
-        .register_fn(
+        .register_fn_with(
             "Arith",
             "Mul",
-            metadata,
             |_cx: Context, a: Args| async move { Ok::<_, ServiceError>(Reply { c: a.a * a.b }) },
+            sextant::RegisterOptions::default().metadata(metadata),
         )
         .expect("register Arith.Mul");
     let address = server

@@ -46,12 +46,9 @@ impl Selector for DataCenterSelector {
 
 async fn start_server(dc: &'static str) -> sextant::Result<(Server, String)> {
     let server = Server::new();
-    server.register_fn(
-        "Arith",
-        "Where",
-        "",
-        move |_cx: Context, _: ()| async move { Ok::<_, ServiceError>(dc.to_string()) },
-    )?;
+    server.register_fn("Arith", "Where", move |_cx: Context, _: ()| async move {
+        Ok::<_, ServiceError>(dc.to_string())
+    })?;
     let address = server.start("tcp@127.0.0.1:0").await?.to_string();
     Ok((server, address))
 }

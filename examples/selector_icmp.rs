@@ -18,7 +18,6 @@ async fn start_server() -> sextant::Result<(Server, String)> {
     server.register_fn(
         "Arith",
         "Mul",
-        "",
         |_cx: Context, (a, b): (i64, i64)| async move { Ok::<_, ServiceError>(a * b) },
     )?;
     let address = server.start("tcp@127.0.0.1:0").await?.to_string();

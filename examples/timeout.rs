@@ -10,7 +10,7 @@ use sextant::{CallOptions, Client, ClientOptions, Context, Error, Server, Servic
 #[tokio::main]
 async fn main() -> sextant::Result<()> {
     let server = Server::new();
-    server.register_fn("Slow", "Sleep", "", |cx: Context, ms: u64| async move {
+    server.register_fn("Slow", "Sleep", |cx: Context, ms: u64| async move {
         println!(
             "server: asked to sleep {ms} ms, caller waits at most {:?}",
             cx.remaining()

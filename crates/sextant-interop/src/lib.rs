@@ -108,15 +108,21 @@ impl Hello {
 /// Registers `Arith`, `ArithFn`, `Echo` and `Hello` on `server`.
 pub fn register_all(server: &Server) -> sextant::Result<()> {
     server.register(Arith)?;
-    server.register_fn("ArithFn", "Mul", "", |_cx: Context, a: Args| async move {
-        mul(a)
-    })?;
-    server.register_fn("ArithFn", "Add", "", |_cx: Context, a: Args| async move {
-        add(a)
-    })?;
-    server.register_fn("ArithFn", "Div", "", |_cx: Context, a: Args| async move {
-        div(a)
-    })?;
+    server.register_fn(
+        "ArithFn",
+        "Mul",
+        |_cx: Context, a: Args| async move { mul(a) },
+    )?;
+    server.register_fn(
+        "ArithFn",
+        "Add",
+        |_cx: Context, a: Args| async move { add(a) },
+    )?;
+    server.register_fn(
+        "ArithFn",
+        "Div",
+        |_cx: Context, a: Args| async move { div(a) },
+    )?;
     server.register(Echo)?;
     server.register(Hello)?;
     Ok(())

@@ -174,7 +174,6 @@ async fn thrift_struct() {
         .register_fn(
             "ThriftArith",
             "Mul",
-            "",
             |_cx: Context, a: Thrift<ThriftArgs>| async move {
                 Ok::<_, ServiceError>(Thrift(ThriftReply { c: a.0.a * a.0.b }))
             },

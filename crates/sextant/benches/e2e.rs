@@ -50,22 +50,17 @@ fn run_server() {
     rt.block_on(async {
         let server = Server::new();
         server
-            .register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+            .register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
                 Ok::<_, ServiceError>(Reply { c: a.a * a.b })
             })
             .unwrap();
         server
-            .register_fn(
-                "Hello",
-                "Say",
-                "",
-                |_cx: Context, m: Proto<Blob>| async move {
-                    let mut m = m.0;
-                    m.field1 = "OK".into();
-                    m.field2 = 100;
-                    Ok::<_, ServiceError>(Proto(m))
-                },
-            )
+            .register_fn("Hello", "Say", |_cx: Context, m: Proto<Blob>| async move {
+                let mut m = m.0;
+                m.field1 = "OK".into();
+                m.field2 = 100;
+                Ok::<_, ServiceError>(Proto(m))
+            })
             .unwrap();
         let addr = server.start("tcp@127.0.0.1:0").await.unwrap();
         println!("{addr}");

@@ -50,7 +50,7 @@ fn allocations_per_round_trip() {
     rt.block_on(async {
         let server = Server::new();
         server
-            .register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+            .register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
                 Ok::<_, ServiceError>(Reply { c: a.a * a.b })
             })
             .unwrap();

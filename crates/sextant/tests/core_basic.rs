@@ -61,7 +61,7 @@ async fn start() -> (Server, Client) {
     let server = Server::new();
     server.register(Arith).unwrap();
     server
-        .register_fn("ArithFn", "Mul", "", |_cx: Context, a: Args| async move {
+        .register_fn("ArithFn", "Mul", |_cx: Context, a: Args| async move {
             Ok::<_, ServiceError>(Reply { c: a.a * a.b })
         })
         .unwrap();
@@ -229,7 +229,7 @@ async fn an_error_arriving_after_the_deadline_is_the_deadline() {
     // first on the wire, the caller sees `DeadlineExceeded`, never the late service error.
     let server = Server::new();
     server
-        .register_fn("Late", "Fail", "", |_cx: Context, ms: u64| async move {
+        .register_fn("Late", "Fail", |_cx: Context, ms: u64| async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Err::<(), _>(ServiceError::new("too late"))
         })

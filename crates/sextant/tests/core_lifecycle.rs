@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 fn sleeper() -> Server {
     let s = Server::new();
-    s.register_fn("Svc", "Sleep", "", |_cx: Context, ms: u64| async move {
+    s.register_fn("Svc", "Sleep", |_cx: Context, ms: u64| async move {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         Ok::<_, ServiceError>(ms)
     })
@@ -111,7 +111,7 @@ async fn server_going_away_fails_pending_calls_as_connection_lost() {
     let (started_tx, mut started) = mpsc::channel::<()>(1);
     let server = Server::new();
     server
-        .register_fn("Svc", "Hang", "", move |_cx: Context, _: ()| {
+        .register_fn("Svc", "Hang", move |_cx: Context, _: ()| {
             let started_tx = started_tx.clone();
             async move {
                 started_tx.send(()).await.ok();
@@ -133,7 +133,10 @@ async fn server_going_away_fails_pending_calls_as_connection_lost() {
         .unwrap();
     // A grace period too short for the call: the server drops it and closes the connection.
     let r = server.shutdown(Duration::from_millis(50)).await;
-    assert!(matches!(r, Err(Error::DeadlineExceeded)), "{r:?}");
+    assert!(
+        matches!(r, Err(Error::ShutdownTimeout { grace, connections: 1 }) if grace == Duration::from_millis(50)),
+        "{r:?}"
+    );
     let r = tokio::time::timeout(Duration::from_secs(10), call)
         .await
         .unwrap();
@@ -171,7 +174,37 @@ async fn graceful_shutdown_lets_calls_finish_and_runs_hooks() {
     assert!(Client::connect(&addr, ClientOptions::default())
         .await
         .is_err());
-    assert!(server.start("tcp@127.0.0.1:0").await.is_err());
+    // Nothing serves again: each way says the server is shut down (not "client is closed").
+    for r in [
+        server.start("tcp@127.0.0.1:0").await.map(|_| ()),
+        server.serve("tcp@127.0.0.1:0").await,
+        server
+            .start_listener(sextant::transport::InProcess::new().listen("x").unwrap())
+            .await
+            .map(|_| ()),
+    ] {
+        let e = r.unwrap_err();
+        assert!(matches!(e, Error::ServerShutdown), "{e:?}");
+        assert_eq!(e.to_string(), "the server is shut down");
+    }
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_a_bind_error() {
+    let first = Server::new();
+    let addr = first.start("tcp@127.0.0.1:0").await.unwrap();
+    let second = Server::new();
+    let e = second.start(&addr).await.unwrap_err();
+    assert!(matches!(e, Error::Bind { .. }), "{e:?}");
+    assert!(!e.is_retryable());
+    assert!(
+        e.to_string()
+            .starts_with(&format!("cannot listen on {addr}")),
+        "{e}"
+    );
+    let e = second.start("tcp@127.0.0.1:99999").await.unwrap_err();
+    assert!(matches!(e, Error::InvalidAddress { .. }), "{e:?}");
+    first.shutdown(Duration::from_secs(2)).await.unwrap();
 }
 
 #[tokio::test]
@@ -189,7 +222,7 @@ async fn auth_token_from_client_options() {
         })
         .build();
     server
-        .register_fn("Svc", "Echo", "", |_cx: Context, s: String| async move {
+        .register_fn("Svc", "Echo", |_cx: Context, s: String| async move {
             Ok::<_, ServiceError>(s)
         })
         .unwrap();
@@ -226,7 +259,7 @@ async fn oneway_runs_the_handler_and_sends_nothing() {
     let (tx, mut rx) = mpsc::channel::<String>(4);
     let server = Server::new();
     server
-        .register_fn("Log", "Write", "", move |_cx: Context, line: String| {
+        .register_fn("Log", "Write", move |_cx: Context, line: String| {
             let tx = tx.clone();
             async move {
                 tx.send(line).await.ok();
@@ -277,7 +310,7 @@ async fn idle_connections_are_closed_but_busy_ones_are_not() {
         .idle_timeout(Duration::from_millis(200))
         .build();
     server
-        .register_fn("Svc", "Sleep", "", |_cx: Context, ms: u64| async move {
+        .register_fn("Svc", "Sleep", |_cx: Context, ms: u64| async move {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok::<_, ServiceError>(ms)
         })
@@ -331,8 +364,8 @@ async fn plugins_see_calls_and_can_refuse_them() {
                 Err("rate limited".into())
             }
         }
-        fn post_call(&self, _ctx: &Context, failed: bool, _elapsed: Duration) {
-            if !failed {
+        fn post_call(&self, _ctx: &Context, error: Option<&str>, _elapsed: Duration) {
+            if error.is_none() {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
@@ -340,7 +373,7 @@ async fn plugins_see_calls_and_can_refuse_them() {
     let ok_calls = Arc::new(AtomicUsize::new(0));
     let server = Server::builder().plugin(Gate(ok_calls.clone())).build();
     server
-        .register_fn("Svc", "Echo", "", |_cx: Context, s: String| async move {
+        .register_fn("Svc", "Echo", |_cx: Context, s: String| async move {
             Ok::<_, ServiceError>(s)
         })
         .unwrap();
@@ -364,5 +397,60 @@ async fn plugins_see_calls_and_can_refuse_them() {
         .unwrap();
     assert_eq!(r.reply, "x");
     assert_eq!(ok_calls.load(Ordering::SeqCst), 1);
+    server.shutdown(Duration::from_secs(2)).await.unwrap();
+}
+
+#[tokio::test]
+async fn post_call_sees_the_error_of_a_failed_oneway_call() {
+    type Seen = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+    struct Record(Seen);
+    impl sextant::ServerPlugin for Record {
+        fn post_call(&self, ctx: &Context, error: Option<&str>, _elapsed: Duration) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((ctx.service_method().to_string(), error.map(str::to_string)));
+        }
+    }
+    let seen: Seen = Default::default();
+    let server = Server::builder().plugin(Record(seen.clone())).build();
+    server
+        .register_fn("Svc", "Fail", |_cx: Context, _: ()| async move {
+            Err::<(), _>(ServiceError::new("it went wrong"))
+        })
+        .unwrap();
+    server
+        .register_fn("Svc", "Ok", |_cx: Context, _: ()| async move {
+            Ok::<_, ServiceError>(())
+        })
+        .unwrap();
+    let addr = server.start("tcp@127.0.0.1:0").await.unwrap();
+    let client = Client::connect(&addr, ClientOptions::default())
+        .await
+        .unwrap();
+    client
+        .send_oneway("Svc", "Fail", &(), CallOptions::new())
+        .await
+        .unwrap();
+    client
+        .send_oneway("Svc", "Ok", &(), CallOptions::new())
+        .await
+        .unwrap();
+    // A call on the same connection is answered after the oneway ones were read.
+    client.call::<_, ()>("Svc", "Ok", &()).await.unwrap();
+    eventually("post_call ran three times", || {
+        seen.lock().unwrap().len() == 3
+    })
+    .await;
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("Fail".to_string(), Some("it went wrong".to_string())),
+            ("Ok".to_string(), None),
+            ("Ok".to_string(), None),
+        ]
+    );
     server.shutdown(Duration::from_secs(2)).await.unwrap();
 }

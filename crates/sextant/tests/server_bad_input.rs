@@ -32,7 +32,7 @@ struct Reply {
 async fn server_with(builder: sextant::ServerBuilder) -> (Server, String) {
     let server = builder.build();
     server
-        .register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+        .register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
             Ok::<_, ServiceError>(Reply { c: a.a * a.b })
         })
         .unwrap();
@@ -228,7 +228,7 @@ async fn a_flood_on_one_connection_is_held_back_and_others_keep_working() {
     let peak = Arc::new(AtomicUsize::new(0));
     let (g, r, p) = (gate.clone(), running.clone(), peak.clone());
     server
-        .register_fn("Slow", "Wait", "", move |_cx: Context, n: u64| {
+        .register_fn("Slow", "Wait", move |_cx: Context, n: u64| {
             let (g, r, p) = (g.clone(), r.clone(), p.clone());
             async move {
                 let now = r.fetch_add(1, Ordering::SeqCst) + 1;
@@ -240,7 +240,7 @@ async fn a_flood_on_one_connection_is_held_back_and_others_keep_working() {
         })
         .unwrap();
     server
-        .register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+        .register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
             Ok::<_, ServiceError>(Reply { c: a.a * a.b })
         })
         .unwrap();
@@ -315,12 +315,9 @@ async fn a_client_that_never_reads_is_cut_by_write_timeout() {
     let (server, addr) =
         server_with(Server::builder().write_timeout(Duration::from_millis(200))).await;
     server
-        .register_fn(
-            "Echo",
-            "Echo",
-            "",
-            |_cx: Context, b: sextant::Raw| async move { Ok::<_, ServiceError>(b) },
-        )
+        .register_fn("Echo", "Echo", |_cx: Context, b: sextant::Raw| async move {
+            Ok::<_, ServiceError>(b)
+        })
         .unwrap();
 
     // 40 requests whose 1 MiB replies fill the socket buffers of a peer that does not read.

@@ -74,7 +74,7 @@ fn xclient_adds_no_allocation_per_call() {
         let mut pairs = Vec::new();
         for _ in 0..3 {
             let s = Server::new();
-            s.register_fn("Arith", "Mul", "", |_cx: Context, a: Args| async move {
+            s.register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
                 Ok::<_, ServiceError>(Reply { c: a.a * a.b })
             })
             .unwrap();

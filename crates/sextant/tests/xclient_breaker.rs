@@ -19,7 +19,7 @@ use sextant::{Error, KVPair};
 struct DialFailures(Arc<AtomicUsize>);
 
 impl ClientPlugin for DialFailures {
-    fn conn_create_failed(&self, _server: &str, _error: &Error) {
+    fn on_conn_create_failed(&self, _server: &str, _error: &Error) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -171,9 +171,9 @@ async fn timeouts_trip_breakers() {
         .fail_mode(FailMode::Failfast)
         .options(
             XClientOptions::default()
-                .breaker(|| ConsecutiveBreaker::new(3, Duration::from_secs(60)))
-                .default_timeout(Duration::from_millis(30)),
+                .breaker(|| ConsecutiveBreaker::new(3, Duration::from_secs(60))),
         )
+        .default_timeout(Duration::from_millis(30))
         .discovery(Peer2PeerDiscovery::new(&hung, "").unwrap())
         .build()
         .unwrap();

@@ -14,7 +14,7 @@ use sextant::discovery::{InprocessDiscovery, MultipleServersDiscovery, Peer2Peer
 use sextant::selector::SelectMode;
 use sextant::transport::InProcess;
 use sextant::xclient::{CallInfo, ClientPlugin, FailMode, XClient, XClientOptions};
-use sextant::{CallOptions, Error, KVPair, Server};
+use sextant::{CallOptions, ClientOptions, Error, KVPair, Server};
 
 fn xclient(d: impl sextant::ServiceDiscovery, options: XClientOptions) -> XClient {
     XClient::builder("Arith")
@@ -174,7 +174,7 @@ async fn inprocess_servers_need_no_socket() {
     assert_eq!(address.to_string(), "inprocess@arith");
     let x = xclient(
         InprocessDiscovery::new(["arith"]).unwrap(),
-        XClientOptions::default().in_process(hub.clone()),
+        XClientOptions::default().client(ClientOptions::default().in_process(hub.clone())),
     );
     let r = x
         .call_with::<_, Reply>("Mul", &Args { a: 6, b: 7 }, CallOptions::new())
@@ -185,7 +185,7 @@ async fn inprocess_servers_need_no_socket() {
     // Another hub does not see it.
     let other = xclient(
         InprocessDiscovery::new(["arith"]).unwrap(),
-        XClientOptions::default().in_process(InProcess::new()),
+        XClientOptions::default().client(ClientOptions::default().in_process(InProcess::new())),
     );
     let e = other.call::<_, u32>("Who", &()).await.unwrap_err();
     assert!(e.to_string().contains("no server listens"), "{e}");
@@ -216,10 +216,10 @@ struct Events {
 }
 
 impl ClientPlugin for Events {
-    fn conn_created(&self, _: &str) {
+    fn on_conn_created(&self, _: &str) {
         self.created.fetch_add(1, Ordering::Relaxed);
     }
-    fn client_connection_close(&self, _: &str) {
+    fn on_conn_close(&self, _: &str) {
         self.closed.fetch_add(1, Ordering::Relaxed);
     }
     fn pre_call(&self, call: &CallInfo<'_>) -> sextant::Result<()> {
@@ -287,7 +287,7 @@ async fn failed_dials_back_off() {
     #[derive(Clone, Default)]
     struct Dials(Arc<AtomicUsize>);
     impl ClientPlugin for Dials {
-        fn conn_create_failed(&self, _: &str, _: &Error) {
+        fn on_conn_create_failed(&self, _: &str, _: &Error) {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -328,19 +328,14 @@ async fn go_oneway_and_metadata() {
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
     server
-        .register_fn(
-            "Arith",
-            "Echo",
-            "",
-            |cx: sextant::Context, _: ()| async move {
-                let v = cx.metadata().get("trace").unwrap_or("none").to_string();
-                cx.set_response_metadata("echo", v);
-                Ok::<_, sextant::ServiceError>(1u32)
-            },
-        )
+        .register_fn("Arith", "Echo", |cx: sextant::Context, _: ()| async move {
+            let v = cx.metadata().get("trace").unwrap_or("none").to_string();
+            cx.set_response_metadata("echo", v);
+            Ok::<_, sextant::ServiceError>(1u32)
+        })
         .unwrap();
     server
-        .register_fn("Arith", "Hit", "", move |_cx: sextant::Context, _: ()| {
+        .register_fn("Arith", "Hit", move |_cx: sextant::Context, _: ()| {
             h.fetch_add(1, Ordering::Relaxed);
             async move { Ok::<_, sextant::ServiceError>(()) }
         })

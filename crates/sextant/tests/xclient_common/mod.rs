@@ -58,14 +58,19 @@ pub fn arith_server_lagging(
     let calls = Arc::new(AtomicU64::new(0));
     let c = calls.clone();
     server
-        .register_fn("Arith", "Mul", metadata, move |_cx: Context, a: Args| {
-            c.fetch_add(1, Ordering::Relaxed);
-            async move { Ok::<_, ServiceError>(Reply { c: a.a * a.b }) }
-        })
+        .register_fn_with(
+            "Arith",
+            "Mul",
+            move |_cx: Context, a: Args| {
+                c.fetch_add(1, Ordering::Relaxed);
+                async move { Ok::<_, ServiceError>(Reply { c: a.a * a.b }) }
+            },
+            sextant::RegisterOptions::default().metadata(metadata),
+        )
         .unwrap();
     let c = calls.clone();
     server
-        .register_fn("Arith", "Who", "", move |_cx: Context, _: ()| {
+        .register_fn("Arith", "Who", move |_cx: Context, _: ()| {
             c.fetch_add(1, Ordering::Relaxed);
             async move {
                 if !lag.is_zero() {
@@ -77,7 +82,7 @@ pub fn arith_server_lagging(
         .unwrap();
     let c = calls.clone();
     server
-        .register_fn("Arith", "Sleep", "", move |_cx: Context, ms: u64| {
+        .register_fn("Arith", "Sleep", move |_cx: Context, ms: u64| {
             c.fetch_add(1, Ordering::Relaxed);
             async move {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -87,7 +92,7 @@ pub fn arith_server_lagging(
         .unwrap();
     let c = calls.clone();
     server
-        .register_fn("Arith", "Fail", "", move |_cx: Context, _: ()| {
+        .register_fn("Arith", "Fail", move |_cx: Context, _: ()| {
             c.fetch_add(1, Ordering::Relaxed);
             async move {
                 if fail {
