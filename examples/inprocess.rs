@@ -1,5 +1,5 @@
-//! In-process (rpcx-examples `registry/inprocess`): client and server in one process, talking
-//! through an in-memory pipe instead of a socket — handy for tests and development. An
+//! In-process (rpcx-examples `memconn`, formerly `registry/inprocess`): client and server in one
+//! process, talking through an in-memory pipe instead of a socket — handy for tests and development. An
 //! `InProcess` hub connects them; `inprocess@name` is the server's address.
 //!
 //! Run: `cargo run --example inprocess`
