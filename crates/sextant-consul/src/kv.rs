@@ -259,29 +259,10 @@ pub(crate) async fn list(store: &ConsulStore, dir: &str, index: Option<u64>) -> 
     Ok(Listing { entries, revision })
 }
 
-/// Standard base64 with padding, as Consul encodes KV values.
+/// Standard base64 with padding, as Consul encodes KV values; `None` if it is not.
 pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let s = s.as_bytes();
-    if !s.len().is_multiple_of(4) {
-        return None;
-    }
-    let val = |c: u8| ALPHABET.iter().position(|&a| a == c).map(|p| p as u32);
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let quads = s.len() / 4;
-    for (i, q) in s.chunks(4).enumerate() {
-        let pad = q.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && i != quads - 1) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &q[..4 - pad] {
-            n = (n << 6) | val(c)?;
-        }
-        n <<= 6 * pad as u32;
-        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8][..3 - pad]);
-    }
-    Some(out)
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).ok()
 }
 
 #[cfg(test)]
