@@ -96,33 +96,38 @@ impl<'a> FrameHead<'a> {
         E: From<ProtocolError>,
         F: FnOnce(&mut BytesMut) -> Result<(), E>,
     {
+        // Only the payload writer is generic: the head and the lengths are written by two plain
+        // functions, so that this stays small enough for the payload's encoder (and the tiny
+        // `BufMut` calls it makes) to be inlined into the caller.
         let start = dst.len();
-        let result = self.encode_inner(dst, compress, payload_hint, write_payload);
+        let result = self
+            .begin(dst, payload_hint)
+            .map_err(E::from)
+            .and_then(|payload_at| {
+                write_payload(dst)?;
+                finish(dst, self.header, start, payload_at, compress).map_err(E::from)
+            });
         if result.is_err() {
             dst.truncate(start);
         }
         result
     }
 
-    fn encode_inner<E, F>(
-        &self,
-        dst: &mut BytesMut,
-        compress: CompressType,
-        payload_hint: usize,
-        write_payload: F,
-    ) -> Result<(), E>
-    where
-        E: From<ProtocolError>,
-        F: FnOnce(&mut BytesMut) -> Result<(), E>,
-    {
-        let start = dst.len();
+    /// Writes the head with zeroed lengths; returns where the payload starts.
+    fn begin(&self, dst: &mut BytesMut, payload_hint: usize) -> Result<usize, ProtocolError> {
         let meta_len = self.metadata.encoded_len();
         u32_len("service path", self.service_path.len())?;
         u32_len("service method", self.service_method.len())?;
         u32_len("metadata", meta_len)?;
-        dst.reserve(self.encoded_len() + payload_hint);
+        let need = self.encoded_len() + payload_hint;
+        if dst.capacity() == 0 {
+            // A fresh buffer: one exact allocation, without `reserve`'s slower path.
+            *dst = BytesMut::with_capacity(need);
+        } else {
+            dst.reserve(need);
+        }
         dst.put_slice(self.header.as_bytes());
-        dst.put_u32(0); // total length, patched below
+        dst.put_u32(0); // total length, patched by `finish`
         put_field(dst, self.service_path.as_bytes());
         put_field(dst, self.service_method.as_bytes());
         dst.put_u32(meta_len as u32);
@@ -132,23 +137,32 @@ impl<'a> FrameHead<'a> {
             put_field(dst, k.as_bytes());
             put_field(dst, v.as_bytes());
         }
-        let payload_len_at = dst.len();
-        dst.put_u32(0); // payload length, patched below
-        let payload_at = dst.len();
-        write_payload(dst)?;
-        if should_compress(compress, dst.len() - payload_at) {
-            let plain = dst.split_off(payload_at);
-            compress_into(compress, &plain, dst)?;
-            let mut header = *self.header;
-            header.set_compress_type(compress);
-            dst[start..start + 12].copy_from_slice(header.as_bytes());
-        }
-        let payload_len = u32_len("payload", dst.len() - payload_at)?;
-        let total = u32_len("message", dst.len() - start - HEADER_LEN)?;
-        dst[payload_len_at..payload_len_at + 4].copy_from_slice(&payload_len.to_be_bytes());
-        dst[start + 12..start + 16].copy_from_slice(&total.to_be_bytes());
-        Ok(())
+        dst.put_u32(0); // payload length, patched by `finish`
+        Ok(dst.len())
     }
+}
+
+/// Compresses the payload (from `payload_at` to the end) when rpcx's rule says so, then patches
+/// the two lengths of the frame that starts at `start`.
+fn finish(
+    dst: &mut BytesMut,
+    header: &Header,
+    start: usize,
+    payload_at: usize,
+    compress: CompressType,
+) -> Result<(), ProtocolError> {
+    if should_compress(compress, dst.len() - payload_at) {
+        let plain = dst.split_off(payload_at);
+        compress_into(compress, &plain, dst)?;
+        let mut header = *header;
+        header.set_compress_type(compress);
+        dst[start..start + 12].copy_from_slice(header.as_bytes());
+    }
+    let payload_len = u32_len("payload", dst.len() - payload_at)?;
+    let total = u32_len("message", dst.len() - start - HEADER_LEN)?;
+    dst[payload_at - 4..payload_at].copy_from_slice(&payload_len.to_be_bytes());
+    dst[start + 12..start + 16].copy_from_slice(&total.to_be_bytes());
+    Ok(())
 }
 
 fn put_field(dst: &mut BytesMut, b: &[u8]) {
