@@ -14,7 +14,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use sextant_protocol::{keys, Decode, Encode, SerializeType};
+use sextant_protocol::{keys, Decode, Encode};
 
 use super::candidates::{CallKey, Candidates};
 use super::pool::Permit;
@@ -76,23 +76,19 @@ impl Inner {
     }
 
     /// What every call to one server does first: checks that the XClient is open, takes the
-    /// selector, adds the auth token and takes the hash key out of the options.
-    fn prepare(&self, options: &mut CallOptions) -> Result<(Arc<dyn Selector>, Option<String>)> {
+    /// selector, adds the auth token, and works out what a hashing selector routes by: the hash
+    /// key (moved out of the options into `hash_key`) or the encoded arguments (into `buf`).
+    fn prepare<'a, A: Encode + ?Sized>(
+        &self,
+        options: &mut CallOptions,
+        args: &A,
+        hash_key: &'a mut Option<String>,
+        buf: &'a mut BytesMut,
+    ) -> Result<(Arc<dyn Selector>, CallKey<'a>)> {
         self.check_open()?;
         let selector = self.selector()?;
         self.add_auth(options);
-        Ok((selector, options.hash_key.take()))
-    }
-
-    /// The encoded arguments and hash key, for selectors that route by them.
-    fn call_key<'a, A: Encode + ?Sized>(
-        &self,
-        selector: &dyn Selector,
-        args: &A,
-        hash_key: Option<&'a str>,
-        serialize_type: Option<SerializeType>,
-        buf: &'a mut BytesMut,
-    ) -> Result<CallKey<'a>> {
+        *hash_key = options.hash_key.take();
         if !selector.uses_call_key() {
             if hash_key.is_some() {
                 return Err(Error::Config(format!(
@@ -102,20 +98,23 @@ impl Inner {
                     selector.name()
                 )));
             }
-            return Ok(CallKey::default());
+            return Ok((selector, CallKey::default()));
         }
-        if let Some(k) = hash_key {
-            return Ok(CallKey {
+        if let Some(k) = hash_key.as_deref() {
+            let key = CallKey {
                 args: &[],
                 hash_key: Some(k),
-            });
+            };
+            return Ok((selector, key));
         }
         let o = &self.options.client;
-        args.encode(serialize_type.unwrap_or(o.serialize_type), &o.codecs, buf)?;
-        Ok(CallKey {
+        let st = options.serialize_type.unwrap_or(o.serialize_type);
+        args.encode(st, &o.codecs, buf)?;
+        let key = CallKey {
             args: &buf[..],
             hash_key: None,
-        })
+        };
+        Ok((selector, key))
     }
 
     fn plugins(&self) -> Option<Arc<Vec<Arc<dyn ClientPlugin>>>> {
@@ -240,15 +239,8 @@ impl XClient {
     {
         let inner = &*self.inner;
         let deadline = inner.deadline(&options);
-        let (selector, hash_key) = inner.prepare(&mut options)?;
-        let mut buf = BytesMut::new();
-        let key = inner.call_key(
-            &*selector,
-            args,
-            hash_key.as_deref(),
-            options.serialize_type,
-            &mut buf,
-        )?;
+        let (mut hash_key, mut buf) = (None, BytesMut::new());
+        let (selector, key) = inner.prepare(&mut options, args, &mut hash_key, &mut buf)?;
         let call = Call {
             method: service_method,
             args,
@@ -294,15 +286,8 @@ impl XClient {
         if options.timeout.is_none() {
             options.timeout = inner.options.client.default_timeout;
         }
-        let (selector, hash_key) = inner.prepare(&mut options)?;
-        let mut buf = BytesMut::new();
-        let key = inner.call_key(
-            &*selector,
-            args,
-            hash_key.as_deref(),
-            options.serialize_type,
-            &mut buf,
-        )?;
+        let (mut hash_key, mut buf) = (None, BytesMut::new());
+        let (selector, key) = inner.prepare(&mut options, args, &mut hash_key, &mut buf)?;
         let mut candidates =
             Candidates::new(inner, &*selector, service_method, key, FailMode::Failfast);
         let permit = candidates.next(None).await?;
@@ -342,15 +327,8 @@ impl XClient {
         A: Encode + ?Sized,
     {
         let inner = &*self.inner;
-        let (selector, hash_key) = inner.prepare(&mut options)?;
-        let mut buf = BytesMut::new();
-        let key = inner.call_key(
-            &*selector,
-            args,
-            hash_key.as_deref(),
-            options.serialize_type,
-            &mut buf,
-        )?;
+        let (mut hash_key, mut buf) = (None, BytesMut::new());
+        let (selector, key) = inner.prepare(&mut options, args, &mut hash_key, &mut buf)?;
         // Nothing comes back to race for: a oneway call under Failbackup fails over.
         let mode = match inner.fail_mode {
             FailMode::Failbackup => FailMode::Failover,
