@@ -41,6 +41,8 @@ pub struct ServerBuilder {
     codecs: Codecs,
     auth: Option<Box<AuthFn>>,
     plugins: Vec<Arc<dyn ServerPlugin>>,
+    #[cfg(feature = "http")]
+    routes: Vec<super::http::Route>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -118,6 +120,57 @@ impl ServerBuilder {
         self
     }
 
+    /// Turns off HTTP invoke on the service port (rpcx's `DisableHTTPGateway`).
+    #[cfg(feature = "http")]
+    pub fn disable_http_gateway(mut self) -> Self {
+        self.options.disable_http_gateway = true;
+        self
+    }
+
+    /// Turns off JSON-RPC 2.0 on the service port (rpcx's `DisableJSONRPC`).
+    #[cfg(feature = "http")]
+    pub fn disable_jsonrpc(mut self) -> Self {
+        self.options.disable_jsonrpc = true;
+        self
+    }
+
+    /// Sets [`ServerOptions::http`]: body and header limits, timeouts, CORS.
+    #[cfg(feature = "http")]
+    pub fn http_options(mut self, http: super::HttpOptions) -> Self {
+        self.options.http = http;
+        self
+    }
+
+    /// CORS for HTTP invoke and JSON-RPC (rpcx's `SetCORS`), e.g.
+    /// [`cors_allow_all()`](crate::http::cors_allow_all).
+    #[cfg(feature = "http")]
+    pub fn cors(mut self, cors: crate::http::CorsLayer) -> Self {
+        self.options.http.cors = Some(cors);
+        self
+    }
+
+    /// Serves `handler` for HTTP requests to `path` on the service port (an exact path, or every
+    /// path under it when it ends with `/`), ahead of HTTP invoke: the place for `/metrics`,
+    /// health checks or a debug page. Routes are tried in the order they were added.
+    ///
+    /// ```
+    /// use sextant::http::{text_response, HttpBody};
+    /// use sextant::Server;
+    ///
+    /// let server = Server::builder()
+    ///     .http_route("/healthz", |_req, _peer| async {
+    ///         text_response(http::StatusCode::OK, "ok")
+    ///     })
+    ///     .build();
+    /// # drop(server);
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http_route(mut self, path: impl Into<String>, handler: impl super::HttpHandler) -> Self {
+        self.routes
+            .push(super::http::Route::new(path.into(), Arc::new(handler)));
+        self
+    }
+
     /// Builds the server.
     pub fn build(self) -> Server {
         Server {
@@ -126,6 +179,8 @@ impl ServerBuilder {
                 self.codecs,
                 self.auth,
                 self.plugins,
+                #[cfg(feature = "http")]
+                self.routes,
             )),
         }
     }

@@ -40,7 +40,63 @@ pub(crate) async fn serve_conn(server: Arc<ServerInner>, stream: Stream, peer: P
     }
 }
 
+/// Reads the first bytes of a connection to tell rpcx from HTTP (when the server answers HTTP),
+/// then serves it as what it is.
 async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAddr) {
+    #[cfg(feature = "http")]
+    if super::http::enabled(server) {
+        let mut stream = stream;
+        // An empty buffer: the first read takes at most 64 bytes, so idle connections stay
+        // cheap, and one byte is enough to decide.
+        let mut first = BytesMut::new();
+        let read = async {
+            loop {
+                match stream.read_buf(&mut first).await {
+                    Ok(0) => return false,
+                    Ok(_) => return true,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "read error");
+                        return false;
+                    }
+                }
+            }
+        };
+        let idle = server.options.idle_timeout;
+        let got = tokio::select! {
+            biased;
+            _ = server.shutdown.cancelled() => false,
+            _ = server.force.cancelled() => false,
+            _ = sleep_until(idle.map(|t| Instant::now() + t)), if idle.is_some() => {
+                tracing::info!(%peer, "closing idle connection");
+                false
+            }
+            got = read => got,
+        };
+        if !got {
+            return;
+        }
+        if first[0] != sextant_protocol::MAGIC_NUMBER && super::http::looks_like_http(first[0]) {
+            let http: futures::future::BoxFuture<'static, ()> = Box::pin(super::http::serve(
+                server.clone(),
+                stream,
+                first.freeze(),
+                peer.clone(),
+            ));
+            return http.await;
+        }
+        return serve_rpcx(server, stream, peer, first).await;
+    }
+    serve_rpcx(server, stream, peer, BytesMut::new()).await
+}
+
+/// Serves rpcx frames on `stream`; `buf` holds bytes already read from it.
+pub(crate) async fn serve_rpcx(
+    server: &Arc<ServerInner>,
+    stream: Stream,
+    peer: &PeerAddr,
+    mut buf: BytesMut,
+) {
     let peer = peer.clone();
     let opts = &server.options;
     let (mut rd, wr) = stream.into_split();
@@ -55,7 +111,6 @@ async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAd
     ));
     let permits = Arc::new(Semaphore::new(opts.max_concurrent_requests.max(1)));
     let mut decoder = Decoder::new(opts.limits);
-    let mut buf = BytesMut::new();
     // `quiet`: the buffer was released; the next read uses a small one until data flows again.
     let mut quiet = true;
     let mut read_since_tick = false;

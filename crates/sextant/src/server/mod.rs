@@ -38,6 +38,8 @@ mod builder;
 mod call;
 mod conn;
 mod handler;
+#[cfg(feature = "http")]
+mod http;
 mod options;
 mod plugin;
 mod router;
@@ -62,6 +64,8 @@ use builder::AuthFn;
 pub use builder::ServerBuilder;
 use handler::Env;
 pub use handler::Method;
+#[cfg(feature = "http")]
+pub use http::{HttpHandler, HttpOptions, HttpRequest};
 pub use options::ServerOptions;
 pub use plugin::{ServerPlugin, ServerStats};
 use router::Router;
@@ -86,6 +90,8 @@ pub(crate) struct ServerInner {
     pub(crate) connections: AtomicUsize,
     pub(crate) total_connections: AtomicU64,
     pub(crate) calls: AtomicU64,
+    #[cfg(feature = "http")]
+    pub(crate) http: http::HttpSide,
 }
 
 impl ServerInner {
@@ -94,8 +100,11 @@ impl ServerInner {
         codecs: Codecs,
         auth: Option<Box<AuthFn>>,
         plugins: Vec<Arc<dyn ServerPlugin>>,
+        #[cfg(feature = "http")] routes: Vec<http::Route>,
     ) -> ServerInner {
         ServerInner {
+            #[cfg(feature = "http")]
+            http: http::HttpSide::new(&options.http, routes),
             router: ArcSwap::from_pointee(Router::default()),
             register_lock: Mutex::new(()),
             env: Arc::new(Env { codecs }),
@@ -153,6 +162,19 @@ impl Server {
     /// The options in force.
     pub fn options(&self) -> &ServerOptions {
         &self.inner.options
+    }
+
+    /// Adds an HTTP route to a running server (see
+    /// [`ServerBuilder::http_route`](ServerBuilder::http_route)).
+    #[cfg(feature = "http")]
+    pub fn http_route(&self, path: impl Into<String>, handler: impl HttpHandler) {
+        let route = Arc::new(handler) as Arc<dyn HttpHandler>;
+        let path = path.into();
+        self.inner.http.routes.rcu(|cur| {
+            let mut v: Vec<http::Route> = cur.iter().map(http::Route::clone_route).collect();
+            v.push(http::Route::new(path.clone(), route.clone()));
+            v
+        });
     }
 
     /// Adds a plugin to a running server. It is told about the services already registered and

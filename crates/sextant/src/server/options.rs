@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use sextant_protocol::Limits;
 
+#[cfg(feature = "http")]
+pub use super::http::HttpOptions;
+
 /// Server settings. Every field states its default.
 ///
 /// ## rpcx's `WithReadTimeout` and `WithWriteTimeout`
@@ -35,6 +38,15 @@ pub struct ServerOptions {
     pub max_concurrent_requests: usize,
     /// Message and decompressed-payload size limits. Default: 16 MiB each.
     pub limits: Limits,
+    /// Turns off HTTP invoke on the service port (rpcx's `DisableHTTPGateway`). Default: `false`.
+    #[cfg(feature = "http")]
+    pub disable_http_gateway: bool,
+    /// Turns off JSON-RPC 2.0 on the service port (rpcx's `DisableJSONRPC`). Default: `false`.
+    #[cfg(feature = "http")]
+    pub disable_jsonrpc: bool,
+    /// The HTTP side's limits, timeouts and CORS. Default: [`HttpOptions::default`].
+    #[cfg(feature = "http")]
+    pub http: HttpOptions,
 }
 
 impl Default for ServerOptions {
@@ -45,6 +57,12 @@ impl Default for ServerOptions {
             idle_timeout: None,
             max_concurrent_requests: 1024,
             limits: Limits::default(),
+            #[cfg(feature = "http")]
+            disable_http_gateway: false,
+            #[cfg(feature = "http")]
+            disable_jsonrpc: false,
+            #[cfg(feature = "http")]
+            http: HttpOptions::default(),
         }
     }
 }

@@ -93,6 +93,60 @@ impl Drop for Listener {
     }
 }
 
+/// Any byte stream sextant can speak rpcx over: what [`Stream::from_io`] takes.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A boxed [`Io`], as held by [`Stream::Io`].
+pub struct BoxIo(Box<dyn Io>);
+
+impl std::fmt::Debug for BoxIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BoxIo")
+    }
+}
+
+impl AsyncRead for BoxIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for BoxIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
 /// A connected byte stream.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -103,9 +157,18 @@ pub enum Stream {
     Unix(UnixStream),
     /// An in-process pipe (see [`InProcess`]).
     Memory(tokio::io::DuplexStream),
+    /// Any other byte stream (see [`Stream::from_io`]): e.g. a connection upgraded by HTTP
+    /// `CONNECT`, or one a user dialled or accepted themselves.
+    Io(BoxIo),
 }
 
 impl Stream {
+    /// Wraps any byte stream, so that a [`Client`](crate::Client) can talk rpcx over a
+    /// connection the caller set up (a proxy, a tunnel, a test pipe).
+    pub fn from_io(io: impl Io) -> Stream {
+        Stream::Io(BoxIo(Box::new(io)))
+    }
+
     /// Dials `addr`, failing after `timeout`. An `inprocess@name` address is dialled in the
     /// process-wide hub, [`InProcess::global`].
     pub async fn connect(addr: &Address, timeout: Duration) -> Result<Stream, Error> {
@@ -165,6 +228,10 @@ impl Stream {
                 let (r, w) = tokio::io::split(s);
                 (ReadHalf::Memory(r), WriteHalf::Memory(w))
             }
+            Stream::Io(s) => {
+                let (r, w) = tokio::io::split(s);
+                (ReadHalf::Io(r), WriteHalf::Io(w))
+            }
         }
     }
 }
@@ -179,6 +246,8 @@ pub enum ReadHalf {
     Unix(tokio::net::unix::OwnedReadHalf),
     /// In-process pipe.
     Memory(tokio::io::ReadHalf<tokio::io::DuplexStream>),
+    /// Any other byte stream.
+    Io(tokio::io::ReadHalf<BoxIo>),
 }
 
 /// The writing half of a [`Stream`].
@@ -191,6 +260,8 @@ pub enum WriteHalf {
     Unix(tokio::net::unix::OwnedWriteHalf),
     /// In-process pipe.
     Memory(tokio::io::WriteHalf<tokio::io::DuplexStream>),
+    /// Any other byte stream.
+    Io(tokio::io::WriteHalf<BoxIo>),
 }
 
 impl AsyncRead for ReadHalf {
@@ -203,6 +274,7 @@ impl AsyncRead for ReadHalf {
             ReadHalf::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             ReadHalf::Unix(s) => Pin::new(s).poll_read(cx, buf),
             ReadHalf::Memory(s) => Pin::new(s).poll_read(cx, buf),
+            ReadHalf::Io(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -217,6 +289,7 @@ impl AsyncWrite for WriteHalf {
             WriteHalf::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             WriteHalf::Unix(s) => Pin::new(s).poll_write(cx, buf),
             WriteHalf::Memory(s) => Pin::new(s).poll_write(cx, buf),
+            WriteHalf::Io(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -229,11 +302,16 @@ impl AsyncWrite for WriteHalf {
             WriteHalf::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             WriteHalf::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             WriteHalf::Memory(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            WriteHalf::Io(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        !matches!(self, WriteHalf::Memory(_))
+        match self {
+            WriteHalf::Memory(_) => false,
+            WriteHalf::Io(s) => s.is_write_vectored(),
+            _ => true,
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -241,6 +319,7 @@ impl AsyncWrite for WriteHalf {
             WriteHalf::Tcp(s) => Pin::new(s).poll_flush(cx),
             WriteHalf::Unix(s) => Pin::new(s).poll_flush(cx),
             WriteHalf::Memory(s) => Pin::new(s).poll_flush(cx),
+            WriteHalf::Io(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -249,6 +328,77 @@ impl AsyncWrite for WriteHalf {
             WriteHalf::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             WriteHalf::Unix(s) => Pin::new(s).poll_shutdown(cx),
             WriteHalf::Memory(s) => Pin::new(s).poll_shutdown(cx),
+            WriteHalf::Io(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Memory(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Io(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Memory(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Io(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Memory(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Io(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Tcp(s) => s.is_write_vectored(),
+            Stream::Unix(s) => s.is_write_vectored(),
+            Stream::Memory(s) => s.is_write_vectored(),
+            Stream::Io(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Memory(s) => Pin::new(s).poll_flush(cx),
+            Stream::Io(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Memory(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Io(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

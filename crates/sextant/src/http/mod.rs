@@ -1,0 +1,453 @@
+//! HTTP access to rpcx services: rpcx's *HTTP invoke* (an HTTP request whose `X-RPCX-*` headers
+//! say which service and method to call, and whose body is the payload) and JSON-RPC 2.0.
+//!
+//! A [`Server`](crate::Server) answers both on its service port (see
+//! [`server::http`](crate::server#http-on-the-service-port)); the conversions here are also what the
+//! gateway (`sextant-gateway`) uses to put an HTTP front on a whole fleet.
+//!
+//! ## HTTP invoke, as Go rpcx's `server/gateway.go` and `converter.go`
+//!
+//! | request header | meaning |
+//! |---|---|
+//! | `X-RPCX-ServicePath` | the service; when absent, the URL path without its leading `/` |
+//! | `X-RPCX-ServiceMethod` | the method (required) |
+//! | `X-RPCX-SerializeType` | the payload's codec: 0 raw, 1 JSON, 2 protobuf, 3 msgpack, 4 thrift (required) |
+//! | `X-RPCX-MessageID` | a number echoed back (the rpcx `seq`) |
+//! | `X-RPCX-Meta` | request metadata as a query string, `a=1&b=2` |
+//! | `X-RPCX-CompressType` | 1 when the body is gzip (also `Content-Encoding: gzip`) |
+//! | `X-RPCX-Oneway`, `X-RPCX-Heartbeat` | set the oneway or heartbeat bit (any non-empty value) |
+//! | `X-RPCX-MessageType` (and rpcx's old spelling `X-RPCX-MesssageType`) | accepted and ignored, as Go does |
+//! | `Authorization` | the auth token (`__AUTH`) |
+//!
+//! The answer is `200` with `X-RPCX-Version`, `X-RPCX-MessageID`, `X-RPCX-ServicePath`,
+//! `X-RPCX-ServiceMethod` and `X-RPCX-SerializeType` echoed, the response metadata in
+//! `X-RPCX-Meta`, `X-RPCX-CompressType` when the body is compressed, and the reply payload as the
+//! body. A service error is `500` with `X-RPCX-MessageStatusType: Error` and
+//! `X-RPCX-ErrorMessage`; a failed auth is `401` with the same two headers.
+//!
+//! Differences from Go rpcx, all deliberate:
+//! - a request with a missing or invalid `X-RPCX-*` header is answered `400` with a text saying
+//!   which header (Go answers `200` with the two error headers); the headers are the same;
+//! - a body over the limit is `413` (Go reads any size);
+//! - when the request was compressed and the reply is too, the body is the compressed reply
+//!   (Go says `X-RPCX-CompressType: 1` but sends the reply uncompressed).
+
+mod jsonrpc;
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use sextant_protocol::{
+    keys, CompressType, Header, MessageStatusType, MessageType, Metadata, SerializeType,
+};
+
+pub use jsonrpc::{
+    serve_jsonrpc, JsonRpcCall, JsonRpcError, JsonRpcOptions, CODE_INTERNAL_ERROR,
+    CODE_INVALID_PARAMS, CODE_INVALID_REQUEST, CODE_METHOD_NOT_FOUND, CODE_PARSE_ERROR,
+    CODE_UNKNOWN_ERROR, JSONRPC_HEADER,
+};
+pub use tower_http::cors::CorsLayer;
+
+use crate::query::QueryValues;
+use sextant_protocol::Message;
+
+/// rpcx's `X-RPCX-Version`.
+pub const X_VERSION: &str = "X-RPCX-Version";
+/// rpcx's `X-RPCX-MessageType` (ignored on requests).
+pub const X_MESSAGE_TYPE: &str = "X-RPCX-MessageType";
+/// The old spelling rpcx-gateway still sends, `X-RPCX-MesssageType` (ignored on requests).
+pub const X_MESSSAGE_TYPE: &str = "X-RPCX-MesssageType";
+/// rpcx's `X-RPCX-Heartbeat`.
+pub const X_HEARTBEAT: &str = "X-RPCX-Heartbeat";
+/// rpcx's `X-RPCX-Oneway`.
+pub const X_ONEWAY: &str = "X-RPCX-Oneway";
+/// rpcx's `X-RPCX-MessageStatusType`: `Error` on a failed call.
+pub const X_MESSAGE_STATUS_TYPE: &str = "X-RPCX-MessageStatusType";
+/// rpcx's `X-RPCX-SerializeType`.
+pub const X_SERIALIZE_TYPE: &str = "X-RPCX-SerializeType";
+/// rpcx's `X-RPCX-CompressType`.
+pub const X_COMPRESS_TYPE: &str = "X-RPCX-CompressType";
+/// rpcx's `X-RPCX-MessageID`.
+pub const X_MESSAGE_ID: &str = "X-RPCX-MessageID";
+/// rpcx's `X-RPCX-ServicePath`.
+pub const X_SERVICE_PATH: &str = "X-RPCX-ServicePath";
+/// rpcx's `X-RPCX-ServiceMethod`.
+pub const X_SERVICE_METHOD: &str = "X-RPCX-ServiceMethod";
+/// rpcx's `X-RPCX-Meta`.
+pub const X_META: &str = "X-RPCX-Meta";
+/// rpcx's `X-RPCX-ErrorMessage`.
+pub const X_ERROR_MESSAGE: &str = "X-RPCX-ErrorMessage";
+
+/// The body type of every response sextant's HTTP side produces.
+pub type HttpBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+/// The error type of [`HttpBody`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request that cannot be turned into an rpcx call, or a call that failed before a service
+/// answered: the HTTP status and the text to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeError {
+    /// The status to answer with: 400 for bad headers, 413 for a body over the limit, ...
+    pub status: StatusCode,
+    /// What went wrong, sent in `X-RPCX-ErrorMessage` and as the body.
+    pub message: String,
+}
+
+impl InvokeError {
+    /// An error with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> InvokeError {
+        InvokeError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> InvokeError {
+        InvokeError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.status)
+    }
+}
+
+impl std::error::Error for InvokeError {}
+
+/// How an invoked call ended, to be written as an HTTP response by [`invoke_response`].
+#[derive(Debug)]
+pub enum InvokeOutcome {
+    /// The service answered: the response's header, metadata and payload (as on the wire,
+    /// compressed when the header says so).
+    Reply {
+        /// The response header.
+        header: Header,
+        /// The response metadata.
+        metadata: Metadata,
+        /// The reply payload.
+        payload: Bytes,
+    },
+    /// The call failed: a service error (500), failed auth (401), an unreachable server, ...
+    Failed(InvokeError),
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, InvokeError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()).filter(|s| !s.is_empty()))
+            .map_err(|_| InvokeError::bad_request(format!("rpcx: {name} is not visible ASCII"))),
+    }
+}
+
+/// Turns an HTTP invoke request into an rpcx request message (Go rpcx's
+/// `HTTPRequest2RpcxRequest`, plus the checks of `handleGatewayRequest`).
+///
+/// `path` is the URL path: when `X-RPCX-ServicePath` is absent the service is the path without
+/// its leading `/`. The payload is `body` as is. Fails with `400` naming the header that is
+/// missing or invalid.
+pub fn invoke_request(
+    headers: &HeaderMap,
+    path: &str,
+    body: Bytes,
+) -> Result<Message, InvokeError> {
+    let mut header = Header::new();
+    header.set_message_type(MessageType::Request);
+    if let Some(id) = header_str(headers, X_MESSAGE_ID)? {
+        let seq = id.parse::<u64>().map_err(|e| {
+            InvokeError::bad_request(format!("rpcx: invalid {X_MESSAGE_ID} {id:?}: {e}"))
+        })?;
+        header.set_seq(seq);
+    }
+    if header_str(headers, X_HEARTBEAT)?.is_some() {
+        header.set_heartbeat(true);
+    }
+    if header_str(headers, X_ONEWAY)?.is_some() {
+        header.set_oneway(true);
+    }
+    let st = header_str(headers, X_SERIALIZE_TYPE)?
+        .ok_or_else(|| InvokeError::bad_request(format!("rpcx: missing {X_SERIALIZE_TYPE}")))?;
+    let st = st
+        .parse::<u8>()
+        .ok()
+        .and_then(SerializeType::new)
+        .ok_or_else(|| {
+            InvokeError::bad_request(format!(
+                "rpcx: invalid {X_SERIALIZE_TYPE} {st:?}: a number from 0 to 15 is expected"
+            ))
+        })?;
+    header.set_serialize_type(st);
+    let gzip = headers
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    if gzip {
+        header.set_compress_type(CompressType::GZIP);
+    }
+    if let Some(ct) = header_str(headers, X_COMPRESS_TYPE)? {
+        let ct = ct
+            .parse::<u8>()
+            .ok()
+            .and_then(CompressType::new)
+            .filter(|c| c.is_known())
+            .ok_or_else(|| {
+                InvokeError::bad_request(format!(
+                    "rpcx: invalid {X_COMPRESS_TYPE} {ct:?}: 0 (none) or 1 (gzip) is expected"
+                ))
+            })?;
+        header.set_compress_type(ct);
+    }
+
+    let mut metadata = Metadata::new();
+    if let Some(meta) = header_str(headers, X_META)? {
+        let values = QueryValues::parse(meta)
+            .map_err(|e| InvokeError::bad_request(format!("rpcx: invalid {X_META}: {e}")))?;
+        for (k, vs) in values.iter() {
+            if let Some(v) = vs.first() {
+                metadata.insert(k.to_string(), v.clone());
+            }
+        }
+    }
+    if let Some(auth) = header_str(headers, http::header::AUTHORIZATION.as_str())? {
+        metadata.insert(keys::AUTH, auth.to_string());
+    }
+
+    let service_path = match header_str(headers, X_SERVICE_PATH)? {
+        Some(p) => p.to_string(),
+        None => path.trim_start_matches('/').to_string(),
+    };
+    if service_path.is_empty() && !header.is_heartbeat() {
+        return Err(InvokeError::bad_request(format!(
+            "rpcx: missing {X_SERVICE_PATH} (or a service in the URL path)"
+        )));
+    }
+    let service_method = header_str(headers, X_SERVICE_METHOD)?.unwrap_or("");
+    if service_method.is_empty() && !header.is_heartbeat() {
+        return Err(InvokeError::bad_request(format!(
+            "rpcx: missing {X_SERVICE_METHOD}"
+        )));
+    }
+    Ok(Message {
+        header,
+        service_path: service_path.into(),
+        service_method: service_method.to_string().into(),
+        metadata,
+        payload: body,
+    })
+}
+
+/// Reads a request body of at most `limit` bytes. A declared `Content-Length` over the limit
+/// is refused before anything is read.
+pub async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, InvokeError>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let too_large = || {
+        InvokeError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("rpcx: request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    if let Some(len) = headers.get(http::header::CONTENT_LENGTH) {
+        let len = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .ok_or_else(|| InvokeError::bad_request("rpcx: invalid Content-Length"))?;
+        if len > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(InvokeError::bad_request(format!(
+            "rpcx: reading the request body: {e}"
+        ))),
+    }
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+    let v = HeaderValue::from_str(value).unwrap_or_else(|_| {
+        // Only reachable for texts with control characters: send them escaped.
+        HeaderValue::from_str(&value.escape_default().to_string())
+            .unwrap_or(HeaderValue::from_static(""))
+    });
+    h.insert(HeaderName::from_static(lower(name)), v);
+}
+
+/// The lower-case form of one of the `X_*` constants, as `HeaderName` wants it.
+fn lower(name: &'static str) -> &'static str {
+    match name {
+        X_VERSION => "x-rpcx-version",
+        X_MESSAGE_TYPE => "x-rpcx-messagetype",
+        X_MESSSAGE_TYPE => "x-rpcx-messsagetype",
+        X_HEARTBEAT => "x-rpcx-heartbeat",
+        X_ONEWAY => "x-rpcx-oneway",
+        X_MESSAGE_STATUS_TYPE => "x-rpcx-messagestatustype",
+        X_SERIALIZE_TYPE => "x-rpcx-serializetype",
+        X_COMPRESS_TYPE => "x-rpcx-compresstype",
+        X_MESSAGE_ID => "x-rpcx-messageid",
+        X_SERVICE_PATH => "x-rpcx-servicepath",
+        X_SERVICE_METHOD => "x-rpcx-servicemethod",
+        X_META => "x-rpcx-meta",
+        X_ERROR_MESSAGE => "x-rpcx-errormessage",
+        _ => "x-rpcx-unknown",
+    }
+}
+
+fn echo(h: &mut HeaderMap, req: &HeaderMap, name: &'static str) {
+    let v = req
+        .get(name)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static(""));
+    h.insert(HeaderName::from_static(lower(name)), v);
+}
+
+/// Builds the HTTP response to an invoke request, header for header as Go rpcx's
+/// `handleGatewayRequest`: `req_headers` are the request's headers (for the echoed ones),
+/// `request` the service path and method of the message [`invoke_request`] made of it (`None`
+/// when it could not be made).
+pub fn invoke_response(
+    req_headers: &HeaderMap,
+    request: Option<(&str, &str)>,
+    outcome: InvokeOutcome,
+) -> Response<HttpBody> {
+    let mut res = Response::new(empty());
+    let h = res.headers_mut();
+    echo(h, req_headers, X_VERSION);
+    echo(h, req_headers, X_MESSAGE_ID);
+    match request {
+        Some((path, method)) => {
+            set(h, X_SERVICE_PATH, path);
+            set(h, X_SERVICE_METHOD, method);
+        }
+        None => {
+            echo(h, req_headers, X_SERVICE_PATH);
+            echo(h, req_headers, X_SERVICE_METHOD);
+        }
+    }
+    echo(h, req_headers, X_SERIALIZE_TYPE);
+    match outcome {
+        InvokeOutcome::Reply {
+            header,
+            metadata,
+            payload,
+        } => {
+            if header.status() == MessageStatusType::Error {
+                let text = metadata.get(keys::SERVICE_ERROR).unwrap_or("unknown error");
+                set(h, X_MESSAGE_STATUS_TYPE, "Error");
+                set(h, X_ERROR_MESSAGE, text);
+                *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                return res;
+            }
+            let mut meta = QueryValues::new();
+            for (k, v) in metadata.iter() {
+                meta.set(k, v);
+            }
+            set(h, X_META, &meta.encode());
+            if header.compress_type() != CompressType::NONE {
+                set(h, X_COMPRESS_TYPE, &header.compress_type().id().to_string());
+            }
+            if let Some(ct) = detect_content_type(&payload) {
+                h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+            }
+            *res.body_mut() = full(payload);
+            res
+        }
+        InvokeOutcome::Failed(e) => {
+            if request.is_none() {
+                // Go copies every X-RPCX-* request header back when the request is unusable.
+                for (k, v) in req_headers {
+                    if k.as_str().starts_with("x-rpcx-") && !h.contains_key(k) {
+                        h.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            set(h, X_MESSAGE_STATUS_TYPE, "Error");
+            set(h, X_ERROR_MESSAGE, &e.message);
+            let with_text =
+                e.status == StatusCode::BAD_REQUEST || e.status == StatusCode::PAYLOAD_TOO_LARGE;
+            if with_text {
+                h.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                *res.body_mut() = full(Bytes::from(format!("{}\n", e.message)));
+            }
+            *res.status_mut() = e.status;
+            res
+        }
+    }
+}
+
+/// The `Content-Type` Go's `net/http` picks for a reply body it was given none for
+/// (`http.DetectContentType`), for the bodies RPC replies are: text when no byte is one of the
+/// control bytes Go calls binary, otherwise `application/octet-stream`. (Go also recognises
+/// HTML, XML, images and archives by their signatures; those are not checked.)
+pub fn detect_content_type(body: &[u8]) -> Option<&'static str> {
+    if body.is_empty() {
+        return None;
+    }
+    let head = &body[..body.len().min(512)];
+    let binary = head
+        .iter()
+        .any(|&b| matches!(b, 0x00..=0x08 | 0x0B | 0x0E..=0x1A | 0x1C..=0x1F));
+    Some(if binary {
+        "application/octet-stream"
+    } else {
+        "text/plain; charset=utf-8"
+    })
+}
+
+/// rpcx's `AllowAllCORSOptions`: any origin, the methods HEAD, GET, POST, PUT, PATCH and DELETE,
+/// any request header (reflected), no credentials.
+pub fn cors_allow_all() -> CorsLayer {
+    use http::Method;
+    CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([
+            Method::HEAD,
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
+}
+
+/// A body holding `b`.
+pub fn full(b: impl Into<Bytes>) -> HttpBody {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+/// An empty body.
+pub fn empty() -> HttpBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A plain-text response with `status`.
+pub fn text_response(status: StatusCode, text: impl Into<String>) -> Response<HttpBody> {
+    let mut text = text.into();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let mut res = Response::new(full(text));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests;
