@@ -4,6 +4,12 @@
 //!
 //! The client speaks plain rpcx, so it also loads a Go rpcx server (rpcx-benchmark's) or any
 //! other rpcx server serving `Hello.Say` with protobuf.
+//!
+//! `http-client` ([`http`]) drives the same closed loop with HTTP/1.1 requests: rpcx's HTTP
+//! invoke of `Arith.Mul` with a JSON body, on an rpcx server's port or through a gateway (the
+//! server here registers `Arith` along with `Hello`).
+
+pub mod http;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,7 +164,8 @@ pub async fn idle(
 /// The benchmark's subcommands (`sextant bench ...` and `sextant-bench ...`).
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
-    /// Serve Hello.Say (and Arith) until interrupted.
+    /// Serve Hello.Say, Arith (Mul, Add, Div, any codec: JSON `{"A":7,"B":8}` ->
+    /// `{"C":56}` for rpcx's HTTP invoke), ArithFn and Echo until interrupted.
     Server(ServerArgs),
     /// Drive a closed-loop load against an rpcx server and report TPS and latency percentiles.
     Client {
@@ -169,6 +176,10 @@ pub enum BenchCommand {
         #[arg(long, value_enum, default_value_t = Workload::Hello)]
         workload: Workload,
     },
+    /// Drive a closed-loop load of HTTP requests (rpcx's HTTP invoke, by default `Arith.Mul`
+    /// with JSON) against an rpcx server's port, a gateway or any HTTP server, and report the
+    /// same figures as `client`.
+    HttpClient(http::HttpClientArgs),
     /// Hold many idle connections to a server and report its resident memory.
     Idle {
         /// Loopback address of the server.
@@ -194,6 +205,9 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Client { args, workload } => {
             sextant_bench_driver::cli::runtime(args.threads)?.block_on(client(args, workload))
+        }
+        BenchCommand::HttpClient(args) => {
+            sextant_bench_driver::cli::runtime(args.load.threads)?.block_on(http::http_client(args))
         }
         BenchCommand::Idle {
             addr,
