@@ -2,12 +2,20 @@
 //! `ArithFn`, `Echo.Echo` and `Hello.Say`, optionally with an auth token. A Go rpcx client can
 //! call it; so can `cargo run --example interop-client`.
 //!
-//! Run: `cargo run --example interop-server -- --addr 127.0.0.1:8972 [--auth TOKEN]`
+//! The same port answers rpcx, HTTP invoke and JSON-RPC 2.0 as a Go rpcx server does; the
+//! switches turn them off as Go's `DisableHTTPGateway` and `DisableJSONRPC` do, and `--cors`
+//! sets rpcx's `AllowAllCORSOptions`.
+//!
+//! Run: `cargo run --example interop-server -- --addr 127.0.0.1:8972 [--auth TOKEN]
+//! [--disable-http-gateway] [--disable-jsonrpc] [--cors]`
 
 use std::time::Duration;
 
 fn usage() -> ! {
-    eprintln!("usage: interop-server [--addr HOST:PORT | --addr unix@/path] [--auth TOKEN]");
+    eprintln!(
+        "usage: interop-server [--addr HOST:PORT | --addr unix@/path] [--auth TOKEN] \
+         [--disable-http-gateway] [--disable-jsonrpc] [--cors]"
+    );
     std::process::exit(2)
 }
 
@@ -18,15 +26,19 @@ async fn main() -> sextant::Result<()> {
         .init();
     let mut addr = "127.0.0.1:8972".to_string();
     let mut auth = None;
+    let mut builder = sextant::Server::builder();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--addr" => addr = args.next().unwrap_or_else(|| usage()),
             "--auth" => auth = Some(args.next().unwrap_or_else(|| usage())),
+            "--disable-http-gateway" => builder = builder.disable_http_gateway(),
+            "--disable-jsonrpc" => builder = builder.disable_jsonrpc(),
+            "--cors" => builder = builder.cors(sextant::http::cors_allow_all()),
             _ => usage(),
         }
     }
-    let server = sextant_interop::interop_server(auth)?;
+    let server = sextant_interop::interop_server_from(builder, auth)?;
     let bound = server.start(addr.as_str()).await?;
     println!(
         "interop server on {bound}: services {:?}",

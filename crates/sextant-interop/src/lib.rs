@@ -131,7 +131,15 @@ pub fn register_all(server: &Server) -> sextant::Result<()> {
 /// A server like the Go one behind the captures: every service registered, and with `auth`, an
 /// auth function accepting only that token (error text `invalid token`).
 pub fn interop_server(auth: Option<String>) -> sextant::Result<Server> {
-    let mut builder = Server::builder();
+    interop_server_from(Server::builder(), auth)
+}
+
+/// Like [`interop_server`], from a builder that already carries other options (HTTP switches,
+/// CORS, limits).
+pub fn interop_server_from(
+    mut builder: sextant::ServerBuilder,
+    auth: Option<String>,
+) -> sextant::Result<Server> {
     if let Some(token) = auth {
         builder = builder.auth_fn(move |_req, got| {
             let ok = got == token;

@@ -102,6 +102,8 @@ pub mod client;
 mod context;
 pub mod discovery;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod io;
 pub mod query;
 pub mod selector;
