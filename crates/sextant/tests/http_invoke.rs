@@ -56,8 +56,17 @@ fn server_with(builder: sextant::ServerBuilder) -> Server {
     server
 }
 
+/// What the last `Note.Take` call got: its argument and whether it was oneway.
+static NOTED: std::sync::Mutex<Option<(i64, bool)>> = std::sync::Mutex::new(None);
+
 async fn start(builder: sextant::ServerBuilder) -> (Server, String) {
     let server = server_with(builder);
+    server
+        .register_fn("Note", "Take", |cx: Context, n: i64| async move {
+            *NOTED.lock().unwrap() = Some((n, cx.is_oneway()));
+            Ok::<_, ServiceError>(())
+        })
+        .unwrap();
     let addr = server.start("tcp@127.0.0.1:0").await.unwrap();
     let hp = addr.addr().to_string();
     (server, hp)
@@ -752,6 +761,24 @@ async fn http2_invoke_and_a_stream_flood_is_bounded() {
         }
     }
     assert_eq!(ok, 2000);
+    rpcx_still_served(&hp).await;
+    server.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_cut() {
+    let opts = HttpOptions::default().body_read_timeout(Duration::from_millis(300));
+    let (server, hp) = start(Server::builder().http_options(opts)).await;
+    let mut s = TcpStream::connect(&hp).await.unwrap();
+    let mut req = String::from("POST / HTTP/1.1\r\nHost: x\r\n");
+    for (k, v) in MUL {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("Content-Length: 100\r\n\r\n{");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let r = read_response(&mut s).await;
+    assert_eq!(r.status(), 408);
+    assert_eq!(r.header("Connection"), Some("close"));
     rpcx_still_served(&hp).await;
     server.shutdown(Duration::from_secs(1)).await.unwrap();
 }

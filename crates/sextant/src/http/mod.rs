@@ -371,8 +371,12 @@ pub fn invoke_response(
             }
             set(h, X_MESSAGE_STATUS_TYPE, "Error");
             set(h, X_ERROR_MESSAGE, &e.message);
-            let with_text =
-                e.status == StatusCode::BAD_REQUEST || e.status == StatusCode::PAYLOAD_TOO_LARGE;
+            let with_text = matches!(
+                e.status,
+                StatusCode::BAD_REQUEST
+                    | StatusCode::PAYLOAD_TOO_LARGE
+                    | StatusCode::REQUEST_TIMEOUT
+            );
             if with_text {
                 h.insert(
                     CONTENT_TYPE,

@@ -65,6 +65,9 @@ pub struct HttpOptions {
     /// The request line and headers must arrive within this time, or the connection is closed
     /// (slow-header attacks). Default: 10 s.
     pub header_read_timeout: Duration,
+    /// The request body must arrive within this time once the headers have, or the request is
+    /// answered `408` and the connection closed (slow-body attacks). Default: 30 s.
+    pub body_read_timeout: Duration,
     /// The largest request head (HTTP/1) or header list (HTTP/2). Default: 64 KiB.
     pub max_header_size: usize,
     /// HTTP/2 streams one connection may have open at once. Default: 256.
@@ -81,6 +84,7 @@ impl Default for HttpOptions {
         HttpOptions {
             max_body_size: 16 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             max_header_size: 64 * 1024,
             max_concurrent_streams: 256,
             jsonrpc: JsonRpcOptions::default(),
@@ -99,6 +103,12 @@ impl HttpOptions {
     /// Sets [`header_read_timeout`](Self::header_read_timeout).
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Sets [`body_read_timeout`](Self::body_read_timeout).
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
         self
     }
 
@@ -322,6 +332,25 @@ fn connect(conn: &Conn, req: &mut Request<Incoming>) -> Response<HttpBody> {
     res
 }
 
+/// [`read_body`] bounded by [`HttpOptions::body_read_timeout`] (`408` when it runs out).
+async fn read_body_within(
+    opts: &HttpOptions,
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, InvokeError> {
+    match tokio::time::timeout(opts.body_read_timeout, read_body(headers, body, limit)).await {
+        Ok(r) => r,
+        Err(_) => Err(InvokeError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "rpcx: the request body did not arrive within {:?}",
+                opts.body_read_timeout
+            ),
+        )),
+    }
+}
+
 fn close_after(mut res: Response<HttpBody>) -> Response<HttpBody> {
     res.headers_mut().insert(
         http::header::CONNECTION,
@@ -341,7 +370,8 @@ async fn invoke(conn: &Conn, req: Request<Incoming>) -> Response<HttpBody> {
         return res;
     }
     let limit = conn.server.options.http.max_body_size;
-    let body = match read_body(&parts.headers, body, limit).await {
+    let body = match read_body_within(&conn.server.options.http, &parts.headers, body, limit).await
+    {
         Ok(b) => b,
         Err(e) => {
             return close_after(invoke_response(
@@ -371,7 +401,7 @@ async fn invoke(conn: &Conn, req: Request<Incoming>) -> Response<HttpBody> {
 async fn jsonrpc_request(conn: &Arc<Conn>, req: Request<Incoming>) -> Response<HttpBody> {
     let (parts, body) = req.into_parts();
     let opts = &conn.server.options.http;
-    let body = match read_body(&parts.headers, body, opts.max_body_size).await {
+    let body = match read_body_within(opts, &parts.headers, body, opts.max_body_size).await {
         Ok(b) => b,
         Err(e) => return close_after(text_response(e.status, e.message)),
     };
