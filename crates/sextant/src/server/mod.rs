@@ -33,6 +33,20 @@
 //!    handler (under the `__ServerTimeout` deadline, with panics caught), reply encoding,
 //!    compression, plugins' `post_call`.
 //! 6. The response frame is queued to the connection's writer, which batches.
+//!
+//! ## HTTP on the service port
+//!
+//! With the `http` feature (on by default) the first byte of each connection decides what it
+//! speaks: rpcx's magic number `0x08` means rpcx frames, an upper-case letter means HTTP/1.1 or
+//! HTTP/2 (served by hyper). On the HTTP side, in this order: `CONNECT /_rpcx_` (then rpcx frames
+//! on that connection, as Go's `http@` clients expect), the routes added with
+//! [`ServerBuilder::http_route`], JSON-RPC 2.0 (requests with `X-JSONRPC-2.0: true`), and rpcx's
+//! HTTP invoke for everything else (see [`crate::http`]). HTTP calls go through the same steps 3
+//! to 5 as rpcx frames: auth (`Authorization` is the token; a refusal is `401`), plugins,
+//! routing, the handler. [`ServerOptions::disable_http_gateway`] and
+//! [`ServerOptions::disable_jsonrpc`] turn the two off (with both off and no route, HTTP
+//! connections are closed as unreadable rpcx); [`HttpOptions`] bounds bodies, header and body
+//! read time, header size and HTTP/2 streams per connection.
 
 mod builder;
 mod call;
