@@ -19,13 +19,17 @@
 //!   [`reconnect_grace`](DiscoveryOptions::reconnect_grace), so a registry that restarted empty
 //!   (Redis without persistence, the embedded registry) can be refilled by the servers' refresh
 //!   loops before clients forget them.
+//! - **Other services**: [`ServiceDiscovery::clone_for`] (rpcx's `Clone(servicePath)`) starts a
+//!   discovery of another service on the same store, base path and options.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sextant::discovery::{ServerList, Servers};
 use sextant::{KVPair, ServiceDiscovery};
 use tokio::sync::watch;
@@ -100,12 +104,58 @@ impl DiscoveryOptions {
 /// (rpcx's `EtcdV3Discovery`, `ZookeeperDiscovery`, ... in one generic type).
 ///
 /// Dropping it or calling [`ServiceDiscovery::close`] stops the task; the last list stays.
+/// [`ServiceDiscovery::clone_for`] starts the discovery of another service on the same store.
 pub struct RegistryDiscovery {
     list: Arc<ServerList>,
     connected: Arc<AtomicBool>,
     cancel: CancellationToken,
     engine: &'static str,
     dir: String,
+    clone_for: CloneFor,
+}
+
+/// Starts a discovery of another service on the same store, base path and options.
+type CloneFor = Arc<
+    dyn Fn(&str) -> BoxFuture<'static, sextant::Result<Arc<dyn ServiceDiscovery>>> + Send + Sync,
+>;
+
+/// [`RegistryDiscovery::start`] for other services with `store`, `base` and `options`.
+fn clone_for<S: DiscoveryStore + Clone>(
+    store: S,
+    base: String,
+    options: DiscoveryOptions,
+) -> CloneFor {
+    Arc::new(move |service_path: &str| {
+        let (store, base, options) = (store.clone(), base.clone(), options.clone());
+        let service_path = service_path.to_string();
+        Box::pin(async move {
+            let endpoints = store.endpoints();
+            match RegistryDiscovery::start(store, &base, &service_path, options).await {
+                Ok(d) => Ok(Arc::new(d) as Arc<dyn ServiceDiscovery>),
+                Err(e) => Err(to_call_error(e, endpoints)),
+            }
+        })
+    })
+}
+
+/// A registry error as a [`sextant::Error`]: a bad setting stays one; anything else is a
+/// registry that could not be reached.
+fn to_call_error(e: RegistryError, endpoints: String) -> sextant::Error {
+    match e {
+        RegistryError::Config(text) => sextant::Error::Config(text),
+        RegistryError::Unreachable {
+            engine,
+            endpoints,
+            reason,
+        } => sextant::Error::Connect {
+            address: format!("{engine} at {endpoints}"),
+            source: Arc::new(io::Error::other(reason)),
+        },
+        other => sextant::Error::Connect {
+            address: endpoints,
+            source: Arc::new(io::Error::other(other.to_string())),
+        },
+    }
 }
 
 impl fmt::Debug for RegistryDiscovery {
@@ -127,7 +177,10 @@ impl RegistryDiscovery {
     /// Fails with [`RegistryError::Unreachable`] if the first listing fails, unless
     /// [`retry_on_start`](DiscoveryOptions::retry_on_start) is set, and with
     /// [`RegistryError::Config`] for an invalid path. Must be called within a tokio runtime.
-    pub async fn start<S: DiscoveryStore>(
+    ///
+    /// The store is kept (a clone of it) for [`ServiceDiscovery::clone_for`]; every store of the
+    /// registry crates is cheap to clone.
+    pub async fn start<S: DiscoveryStore + Clone>(
         store: S,
         base_path: &str,
         service_path: &str,
@@ -137,6 +190,7 @@ impl RegistryDiscovery {
         check_service_path(service_path)?;
         let dir = service_dir(&base, service_path);
         let engine = store.engine();
+        let clone_for = clone_for(store.clone(), base, options.clone());
         let mut task = WatchTask {
             store,
             dir: dir.clone(),
@@ -182,6 +236,7 @@ impl RegistryDiscovery {
             cancel: cancel.clone(),
             engine,
             dir,
+            clone_for,
         };
         tokio::spawn(task.run(listing, cancel));
         Ok(d)
@@ -215,6 +270,18 @@ impl ServiceDiscovery for RegistryDiscovery {
 
     fn close(&self) {
         self.cancel.cancel();
+    }
+
+    /// Starts the discovery of `service_path` on the same store, base path and options
+    /// (rpcx's `Clone(servicePath)`): it lists `{basePath}/{service_path}` once and watches it
+    /// in the background, independently of this one. Fails as [`RegistryDiscovery::start`]
+    /// does: an invalid service path is [`sextant::Error::Config`], a registry that cannot be
+    /// reached (without `retry_on_start`) [`sextant::Error::Connect`].
+    fn clone_for(
+        &self,
+        service_path: &str,
+    ) -> BoxFuture<'static, sextant::Result<Arc<dyn ServiceDiscovery>>> {
+        (self.clone_for)(service_path)
     }
 }
 
@@ -418,5 +485,85 @@ impl<S: DiscoveryStore> WatchTask<S> {
                 "skipping registry entry: {what}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EmbeddedRegistry, EmbeddedRegistryOptions, EmbeddedStore, RegistryStore};
+
+    async fn wait_for(what: &str, d: &dyn ServiceDiscovery, len: usize) {
+        for _ in 0..200 {
+            if d.get_services().len() == len {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!(
+            "{what}: expected {len} servers, have {:?}",
+            d.get_services()
+        );
+    }
+
+    /// `clone_for` watches the other service's directory on the same registry, on its own.
+    #[tokio::test]
+    async fn clone_for_watches_another_service_on_the_same_registry() {
+        let registry = EmbeddedRegistry::bind("127.0.0.1:0", EmbeddedRegistryOptions::default())
+            .await
+            .unwrap();
+        let store = EmbeddedStore::new(&registry.url())
+            .unwrap()
+            .with_long_poll(Duration::from_secs(2));
+        let ttl = Duration::from_secs(60);
+        RegistryStore::put(&store, "/base/Svc/tcp@127.0.0.1:7", "", ttl)
+            .await
+            .unwrap();
+        for port in [8, 9] {
+            let key = format!("/base/Other/tcp@127.0.0.1:{port}");
+            RegistryStore::put(&store, &key, "weight=2", ttl)
+                .await
+                .unwrap();
+        }
+        let d = RegistryDiscovery::start(store.clone(), "base", "Svc", DiscoveryOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(d.get_services().len(), 1);
+
+        let other = d.clone_for("Other").await.unwrap();
+        let keys: Vec<String> = other.get_services().iter().map(|p| p.key.clone()).collect();
+        assert_eq!(keys, ["tcp@127.0.0.1:8", "tcp@127.0.0.1:9"]);
+        assert_eq!(other.get_services()[0].value, "weight=2");
+
+        // The clone watches: a change of its directory shows up there, not in the original.
+        RegistryStore::delete(&store, "/base/Other/tcp@127.0.0.1:9")
+            .await
+            .unwrap();
+        wait_for("the clone sees the removal", &*other, 1).await;
+        assert_eq!(d.get_services().len(), 1);
+
+        // Independent: closing the original leaves the clone watching.
+        d.close();
+        drop(d);
+        RegistryStore::put(&store, "/base/Other/tcp@127.0.0.1:10", "", ttl)
+            .await
+            .unwrap();
+        wait_for("the clone still watches", &*other, 2).await;
+        other.close();
+
+        // What start refuses, clone_for refuses too, naming the path.
+        let d = RegistryDiscovery::start(store.clone(), "base", "Svc", DiscoveryOptions::default())
+            .await
+            .unwrap();
+        let e = d.clone_for("/Other").await.unwrap_err();
+        assert!(matches!(e, sextant::Error::Config(_)), "{e}");
+        assert!(e.to_string().contains("\"/Other\""), "{e}");
+        d.close();
+        registry.shutdown().await;
+
+        // A registry that is gone: a connect error.
+        let e = d.clone_for("Other").await.unwrap_err();
+        assert!(matches!(e, sextant::Error::Connect { .. }), "{e}");
+        assert!(e.to_string().contains("embedded"), "{e}");
     }
 }

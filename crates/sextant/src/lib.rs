@@ -49,7 +49,9 @@
 //! - [`Server`]: register services ([`Server::register`], [`Server::register_fn`]), serve on
 //!   TCP or unix sockets, auth, timeouts, backpressure, graceful shutdown.
 //! - [`Client`]: one multiplexed connection; [`Client::call`], [`Client::go`], oneway calls,
-//!   metadata, deadlines (sent as `__ServerTimeout`), heartbeats.
+//!   metadata, deadlines (sent as `__ServerTimeout`), heartbeats; [`Client::send_raw`] and
+//!   [`XClient::send_raw`] send a payload the caller encoded and return a [`RawReply`] (rpcx's
+//!   `SendRaw`).
 //! - [`Context`]: what a handler knows about its call.
 //! - [`Error`]: one error type; [`Error::is_retryable`] tells transport failures from service
 //!   errors.
@@ -112,7 +114,7 @@ pub mod transport;
 pub mod util;
 pub mod xclient;
 
-pub use client::{CallOptions, Client, ClientOptions, PendingCall, Response};
+pub use client::{CallOptions, Client, ClientOptions, PendingCall, RawReply, Response};
 pub use context::Context;
 pub use discovery::{KVPair, ServiceDiscovery};
 pub use error::{Error, Result, ServiceError};

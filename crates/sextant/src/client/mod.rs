@@ -1,8 +1,8 @@
 //! The rpcx client: one multiplexed connection to one server.
 //!
 //! Modules: [options](ClientOptions), the in-flight table (which call waits for which message
-//! id), the connection's reader and heartbeat tasks, and [`PendingCall`]; this one holds
-//! [`Client`] and the encoding of requests.
+//! id), the connection's reader and heartbeat tasks, and [`PendingCall`] (with the wait for a
+//! reply that typed and raw calls share); this one holds [`Client`] and the encoding of requests.
 //!
 //! Many tasks can call through one [`Client`] (it is cheap to clone) and replies may come back in
 //! any order. For discovery, load balancing and fail modes across several servers, see the
@@ -20,15 +20,21 @@
 //! client.close();
 //! # Ok(()) }
 //! ```
+//!
+//! [`Client::send_raw`] sends a request whose payload the caller encoded (rpcx's `SendRaw`), for
+//! proxies and gateways that pass messages through without knowing their types.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
-use sextant_protocol::{keys, Decode, Encode, FrameHead, Header, Message};
+use bytes::{BufMut, BytesMut};
+use sextant_protocol::{
+    keys, CompressType, Decode, Encode, FrameHead, Header, Message, MessageType, Metadata,
+};
 use tokio::sync::{mpsc, oneshot};
 
 mod connection;
@@ -38,7 +44,8 @@ mod pending;
 
 use inflight::{InFlight, RemoveOnDrop};
 pub use options::{CallOptions, ClientOptions};
-pub use pending::{PendingCall, Response};
+use pending::ReplyWait;
+pub use pending::{PendingCall, RawReply, Response};
 
 use crate::error::{Error, Result};
 use crate::transport::{Address, Stream, ToAddress};
@@ -221,7 +228,7 @@ impl Client {
     {
         let timeout = options.timeout.or(self.inner.options.default_timeout);
         let deadline = timeout.map(|t| Instant::now() + t);
-        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        let seq = self.next_seq();
         let frame = self.encode_request(
             seq,
             service_path,
@@ -231,13 +238,8 @@ impl Client {
             timeout,
             false,
         )?;
-        let rx = self.send_frame(seq, frame).await?;
         Ok(PendingCall {
-            rx,
-            seq,
-            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
-            client: self.inner.clone(),
-            done: false,
+            wait: self.send_and_wait(seq, frame, deadline).await?,
             want_metadata: true,
             _reply: PhantomData,
         })
@@ -255,7 +257,7 @@ impl Client {
     where
         A: Encode + ?Sized,
     {
-        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        let seq = self.next_seq();
         let frame = self.encode_request(
             seq,
             service_path,
@@ -265,20 +267,122 @@ impl Client {
             None,
             true,
         )?;
-        if let Some(reason) = self.close_reason() {
-            return Err(reason);
+        self.queue(frame).await
+    }
+
+    /// Sends a request whose payload the caller encoded, and returns the response as it came
+    /// (rpcx's `SendRaw`): for proxies and gateways that pass messages on without knowing their
+    /// types.
+    ///
+    /// `request` carries the service path, the method, the metadata, and in its header the
+    /// serialize type, the compress type and the oneway and heartbeat bits. Its payload is sent
+    /// as it is: already encoded, and already compressed if the header says so. The message
+    /// type is set to request.
+    ///
+    /// - **Message id**: the client numbers the request with its own id, so it cannot clash with
+    ///   the connection's other calls; the caller's id is not sent, but is put back in the
+    ///   reply's header.
+    /// - **Metadata**: the request's pairs, plus those of `options.metadata`, the client's auth
+    ///   token (`__AUTH`) and the deadline (`__ServerTimeout`) whose key the request does not
+    ///   set: the request's own pairs win (as rpcx copies the context's metadata, then the
+    ///   message's).
+    /// - **Deadline**: `options.timeout`, else the client's default timeout, bounds the wait and
+    ///   is sent as `__ServerTimeout`, as for [`call_with`](Client::call_with); past it the call
+    ///   fails with [`Error::DeadlineExceeded`].
+    /// - **Oneway** (the header's oneway bit): returns once the request is queued for writing,
+    ///   with an empty reply (the request's header made a response, no metadata, no payload).
+    /// - **Heartbeat** (the header's heartbeat bit): sent as a heartbeat as it is, nothing added
+    ///   to its metadata, and the server's echo returned; the wait is bounded by the deadline,
+    ///   else [`ClientOptions::max_wait_for_heartbeat`].
+    ///
+    /// An error response fails the call with [`Error::Service`], its text and the response
+    /// metadata in the [`ServiceError`](crate::ServiceError), as for typed calls. Otherwise the
+    /// [`RawReply`] holds the response's header, metadata (plus `__ServerAddress`) and payload
+    /// as they came: decompress it if its header says it is compressed.
+    /// `options.serialize_type`, `options.compress_type` and `options.hash_key` play no part.
+    pub async fn send_raw(&self, request: Message, options: CallOptions) -> Result<RawReply> {
+        self.send_raw_ref(&request, options).await
+    }
+
+    /// [`send_raw`](Client::send_raw) without taking the request (the XClient sends one request
+    /// on each attempt).
+    pub(crate) async fn send_raw_ref(
+        &self,
+        request: &Message,
+        options: CallOptions,
+    ) -> Result<RawReply> {
+        let header = &request.header;
+        let caller_seq = header.seq();
+        let seq = self.next_seq();
+        if header.is_heartbeat() {
+            let wait = options
+                .timeout
+                .or(self.inner.options.default_timeout)
+                .unwrap_or(self.inner.options.max_wait_for_heartbeat);
+            let frame = encode_raw(seq, request, &request.metadata)?;
+            return self
+                .wait_raw(seq, frame, Some(Instant::now() + wait), caller_seq)
+                .await;
         }
-        self.inner
-            .tx
-            .send(frame)
-            .await
-            .map_err(|_| self.close_reason().unwrap_or(Error::Closed))
+        if header.is_oneway() {
+            let metadata = self.raw_metadata(request, &options.metadata, None);
+            let frame = encode_raw(seq, request, &metadata)?;
+            self.queue(frame).await?;
+            let mut header = header.response_header();
+            header.set_seq(caller_seq);
+            return Ok(RawReply {
+                header,
+                ..RawReply::default()
+            });
+        }
+        let timeout = options.timeout.or(self.inner.options.default_timeout);
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let metadata = self.raw_metadata(request, &options.metadata, timeout);
+        let frame = encode_raw(seq, request, &metadata)?;
+        self.wait_raw(seq, frame, deadline, caller_seq).await
+    }
+
+    /// Sends a raw request's frame and waits for its reply.
+    async fn wait_raw(
+        &self,
+        seq: u64,
+        frame: BytesMut,
+        deadline: Option<Instant>,
+        caller_seq: u64,
+    ) -> Result<RawReply> {
+        let mut wait = self.send_and_wait(seq, frame, deadline).await?;
+        std::future::poll_fn(|cx| {
+            wait.poll_with(cx, |msg, client| {
+                pending::raw_reply(msg, caller_seq, client)
+            })
+        })
+        .await
+    }
+
+    /// The metadata a raw request goes out with: its own pairs, then those the client would add
+    /// to a typed call ([`call_metadata`](Client::call_metadata)) whose key it does not set.
+    fn raw_metadata<'m>(
+        &self,
+        request: &'m Message,
+        options: &'m Metadata,
+        timeout: Option<Duration>,
+    ) -> Cow<'m, Metadata> {
+        let added = self.call_metadata(options, timeout);
+        if added.is_empty() {
+            return Cow::Borrowed(&request.metadata);
+        }
+        if request.metadata.is_empty() {
+            return added;
+        }
+        let mut merged = request.metadata.clone();
+        merged.merge_missing(&added);
+        Cow::Owned(merged)
     }
 
     /// Sends one heartbeat and waits for its echo. Heartbeats carry the current time in
     /// nanoseconds as a msgpack int64, as Go's client does.
     pub async fn heartbeat(&self) -> Result<()> {
-        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        let seq = self.next_seq();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
@@ -321,27 +425,72 @@ impl Client {
         header.set_serialize_type(st);
         header.set_oneway(oneway);
 
-        let mut meta_owned;
-        let mut meta = &options.metadata;
-        if o.auth_token.is_some() || timeout.is_some() {
-            meta_owned = options.metadata.clone();
-            if let Some(t) = &o.auth_token {
-                meta_owned.insert(keys::AUTH, t.clone());
-            }
-            if let Some(t) = timeout {
-                meta_owned.insert(keys::SERVER_TIMEOUT, t.as_millis().to_string());
-            }
-            meta = &meta_owned;
-        }
+        let meta = self.call_metadata(&options.metadata, timeout);
 
         let mut buf = BytesMut::new();
-        FrameHead::new(&header, service_path, service_method, meta).encode(
+        FrameHead::new(&header, service_path, service_method, &meta).encode(
             &mut buf,
             ct,
             args.size_hint().max(64),
             |b| args.encode(st, &o.codecs, b).map_err(Error::from),
         )?;
         Ok(buf)
+    }
+
+    /// The metadata of a call: the caller's, plus the client's auth token (`__AUTH`) and the
+    /// deadline (`__ServerTimeout`); borrowed when there is nothing to add.
+    fn call_metadata<'m>(
+        &self,
+        metadata: &'m Metadata,
+        timeout: Option<Duration>,
+    ) -> Cow<'m, Metadata> {
+        let auth = &self.inner.options.auth_token;
+        if auth.is_none() && timeout.is_none() {
+            return Cow::Borrowed(metadata);
+        }
+        let mut m = metadata.clone();
+        if let Some(t) = auth {
+            m.insert(keys::AUTH, t.clone());
+        }
+        if let Some(t) = timeout {
+            m.insert(keys::SERVER_TIMEOUT, t.as_millis().to_string());
+        }
+        Cow::Owned(m)
+    }
+
+    /// The next message id of this connection.
+    fn next_seq(&self) -> u64 {
+        self.inner.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Queues a frame that expects no reply (a oneway request).
+    async fn queue(&self, frame: BytesMut) -> Result<()> {
+        if let Some(reason) = self.close_reason() {
+            return Err(reason);
+        }
+        self.inner
+            .tx
+            .send(frame)
+            .await
+            .map_err(|_| self.close_reason().unwrap_or(Error::Closed))
+    }
+
+    /// Sends the frame of request `seq` and returns the wait for its reply, bounded by
+    /// `deadline`.
+    async fn send_and_wait(
+        &self,
+        seq: u64,
+        frame: BytesMut,
+        deadline: Option<Instant>,
+    ) -> Result<ReplyWait> {
+        let rx = self.send_frame(seq, frame).await?;
+        Ok(ReplyWait {
+            rx,
+            seq,
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.into()))),
+            client: self.inner.clone(),
+            done: false,
+        })
     }
 
     async fn send_frame(
@@ -357,4 +506,25 @@ impl Client {
         }
         Ok(rx)
     }
+}
+
+/// The frame of a raw request: its header with message id `seq` and the request bit, its names,
+/// `metadata`, and its payload as it is (no compression applied: the header's compress bits are
+/// the caller's).
+fn encode_raw(seq: u64, request: &Message, metadata: &Metadata) -> Result<BytesMut> {
+    let mut header = request.header;
+    header.set_seq(seq);
+    header.set_message_type(MessageType::Request);
+    let mut buf = BytesMut::new();
+    FrameHead::new(
+        &header,
+        &request.service_path,
+        &request.service_method,
+        metadata,
+    )
+    .encode(&mut buf, CompressType::NONE, request.payload.len(), |b| {
+        b.put_slice(&request.payload);
+        Ok::<_, Error>(())
+    })?;
+    Ok(buf)
 }

@@ -1,8 +1,11 @@
 //! [`InprocessDiscovery`]: a server in the same process, reached without a socket.
 
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::{KVPair, ServerList, Servers, ServiceDiscovery};
+use super::{clone_list, KVPair, ServerList, Servers, ServiceDiscovery};
 use crate::error::Result;
 use crate::transport::Address;
 
@@ -55,5 +58,13 @@ impl ServiceDiscovery for InprocessDiscovery {
 
     fn watch_services(&self) -> watch::Receiver<Servers> {
         self.list.subscribe()
+    }
+
+    /// A new InprocessDiscovery with the same servers, whatever `service_path`.
+    fn clone_for(
+        &self,
+        _service_path: &str,
+    ) -> BoxFuture<'static, Result<Arc<dyn ServiceDiscovery>>> {
+        clone_list(&self.list, |list| InprocessDiscovery { list })
     }
 }

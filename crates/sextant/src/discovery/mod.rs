@@ -10,11 +10,18 @@
 //! Built in, as in rpcx: [`Peer2PeerDiscovery`] (one server), [`MultipleServersDiscovery`] (a
 //! list set in code, updatable at run time) and [`InprocessDiscovery`] (servers in the same
 //! process, over in-memory pipes).
+//!
+//! [`ServiceDiscovery::clone_for`] (rpcx's `Clone(servicePath)`) gives the discovery of another
+//! service from the same source: the built-in lists hand out the same servers, a registry
+//! discovery watches the other service's directory.
 
 use std::fmt;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tokio::sync::watch;
+
+use crate::error::{Error, Result};
 
 mod inprocess;
 mod multiple;
@@ -67,6 +74,40 @@ pub trait ServiceDiscovery: Send + Sync + 'static {
 
     /// Stops watching the source; the last list stays in effect.
     fn close(&self) {}
+
+    /// A discovery of the servers of another service, `service_path`, from the same source
+    /// (rpcx's `Clone(servicePath)`): one registry discovery per service without repeating the
+    /// registry's settings. The new discovery is independent: closing either leaves the other
+    /// running.
+    ///
+    /// The built-in fixed lists ([`Peer2PeerDiscovery`], [`MultipleServersDiscovery`],
+    /// [`InprocessDiscovery`]) return a new discovery with the same servers (later updates of
+    /// the original are not seen by the clone); a registry discovery starts watching
+    /// `{basePath}/{service_path}` on the same registry, with the same options.
+    ///
+    /// The default fails with [`Error::Config`], naming the discovery and `service_path`: a
+    /// discovery that can be cloned overrides it.
+    fn clone_for(
+        &self,
+        service_path: &str,
+    ) -> BoxFuture<'static, Result<Arc<dyn ServiceDiscovery>>> {
+        let e = Error::Config(format!(
+            "the discovery {} cannot be cloned for service path {service_path:?}: it does not \
+             implement ServiceDiscovery::clone_for; build a discovery for that service instead",
+            std::any::type_name::<Self>()
+        ));
+        Box::pin(futures::future::ready(Err(e)))
+    }
+}
+
+/// A fixed-list discovery's [`clone_for`](ServiceDiscovery::clone_for): a new discovery with the
+/// same servers.
+fn clone_list<D: ServiceDiscovery>(
+    list: &ServerList,
+    make: impl FnOnce(ServerList) -> D,
+) -> BoxFuture<'static, Result<Arc<dyn ServiceDiscovery>>> {
+    let d: Arc<dyn ServiceDiscovery> = Arc::new(make(ServerList::new(list.get().to_vec())));
+    Box::pin(futures::future::ready(Ok(d)))
 }
 
 /// A shared discovery is a discovery: keep an `Arc` to call, say,
@@ -82,6 +123,13 @@ impl<D: ServiceDiscovery + ?Sized> ServiceDiscovery for Arc<D> {
 
     fn close(&self) {
         (**self).close()
+    }
+
+    fn clone_for(
+        &self,
+        service_path: &str,
+    ) -> BoxFuture<'static, Result<Arc<dyn ServiceDiscovery>>> {
+        (**self).clone_for(service_path)
     }
 }
 
@@ -167,6 +215,50 @@ mod tests {
         assert!(l.set(vec![KVPair::new("tcp@a:1", "weight=3")]));
         assert!(rx.has_changed().unwrap());
         assert_eq!(rx.borrow_and_update().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn clone_for_gives_the_same_servers_or_says_why_not() {
+        let d = MultipleServersDiscovery::new(vec![
+            KVPair::new("tcp@127.0.0.1:1", "weight=2"),
+            KVPair::new("tcp@127.0.0.1:2", ""),
+        ])
+        .unwrap();
+        let c = d.clone_for("Other").await.unwrap();
+        assert_eq!(c.get_services(), d.get_services());
+        // Independent of the original.
+        d.update(vec![]).unwrap();
+        assert_eq!(c.get_services().len(), 2);
+        // Through an Arc too.
+        let shared = Arc::new(Peer2PeerDiscovery::new("tcp@127.0.0.1:3", "").unwrap());
+        let c = shared.clone_for("Other").await.unwrap();
+        assert_eq!(c.get_services()[0].key, "tcp@127.0.0.1:3");
+        let c = InprocessDiscovery::new(["a"])
+            .unwrap()
+            .clone_for("X")
+            .await
+            .unwrap();
+        assert_eq!(c.get_services()[0].key, "inprocess@a");
+
+        struct Fixed(ServerList);
+        impl ServiceDiscovery for Fixed {
+            fn get_services(&self) -> Servers {
+                self.0.get()
+            }
+            fn watch_services(&self) -> watch::Receiver<Servers> {
+                self.0.subscribe()
+            }
+        }
+        let e = Fixed(ServerList::default())
+            .clone_for("Other")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("\"Other\"") && text.contains("cannot be cloned"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! [`MultipleServersDiscovery`]: a fixed list of servers that the program may change.
 
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::{KVPair, ServerList, Servers, ServiceDiscovery};
+use super::{clone_list, KVPair, ServerList, Servers, ServiceDiscovery};
 use crate::error::Result;
 use crate::transport::Address;
 
@@ -62,5 +65,13 @@ impl ServiceDiscovery for MultipleServersDiscovery {
 
     fn watch_services(&self) -> watch::Receiver<Servers> {
         self.list.subscribe()
+    }
+
+    /// A new MultipleServersDiscovery with the same servers, whatever `service_path`.
+    fn clone_for(
+        &self,
+        _service_path: &str,
+    ) -> BoxFuture<'static, Result<Arc<dyn ServiceDiscovery>>> {
+        clone_list(&self.list, |list| MultipleServersDiscovery { list })
     }
 }

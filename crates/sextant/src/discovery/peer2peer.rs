@@ -1,8 +1,11 @@
 //! [`Peer2PeerDiscovery`]: one fixed server, no registry.
 
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::{KVPair, ServerList, Servers, ServiceDiscovery};
+use super::{clone_list, KVPair, ServerList, Servers, ServiceDiscovery};
 use crate::error::Result;
 use crate::transport::ToAddress;
 
@@ -42,5 +45,13 @@ impl ServiceDiscovery for Peer2PeerDiscovery {
 
     fn watch_services(&self) -> watch::Receiver<Servers> {
         self.list.subscribe()
+    }
+
+    /// A new Peer2PeerDiscovery with the same servers, whatever `service_path`.
+    fn clone_for(
+        &self,
+        _service_path: &str,
+    ) -> BoxFuture<'static, Result<Arc<dyn ServiceDiscovery>>> {
+        clone_list(&self.list, |list| Peer2PeerDiscovery { list })
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use futures::stream::{FuturesUnordered, StreamExt};
 use sextant_protocol::{Decode, Encode};
 
-use super::call::Call;
+use super::call::{Call, Typed};
 use super::XClient;
 use crate::client::{CallOptions, Response};
 use crate::error::{Error, Result};
@@ -133,10 +133,8 @@ impl XClient {
         inner.add_auth(&mut options);
         let snap = inner.servers.load_full();
         let call = Call {
-            method,
-            args,
+            body: Typed::<A, R>::new(method, args, true),
             deadline,
-            want_metadata: true,
         };
         if snap.nodes.is_empty() {
             return Err(snap.no_server(&inner.service_path, &inner.options.group, &[]));
@@ -151,7 +149,7 @@ impl XClient {
             let o = options.clone();
             calls.push(async move {
                 let r = match permit {
-                    Some(p) => inner.attempt::<A, R>(p, &call, o, 0).await,
+                    Some(p) => inner.attempt(p, &call, o, 0).await,
                     None => Err(Error::NoServer(format!(
                         "{}: the circuit breaker of {address} is open",
                         inner.service_path

@@ -1,47 +1,163 @@
-//! The call path of an XClient: one loop for every fail mode (`call`, `call_with`, `oneway`),
-//! the race of `Failbackup`, `go`, and one attempt on one server.
+//! The call path of an XClient: one loop for every fail mode, for typed calls (`call`,
+//! `call_with`) and raw ones (`send_raw`) alike; the race of `Failbackup`; one attempt on one
+//! server; and `go` and `oneway`.
 //!
-//! The loop asks [`Candidates`] for a server, makes one [attempt](Inner::attempt) there, and
-//! returns the reply, or an error that is not retryable (a service error, an expired deadline, a
-//! cancelled call), or, after a retryable failure, asks for the next candidate. When none is left
-//! the last error is returned.
+//! The loop ([`Inner::run`]) asks [`Candidates`] for a server, makes one
+//! [attempt](Inner::attempt) there, and returns the reply, or an error that is not retryable (a
+//! service error, an expired deadline, a cancelled call), or, after a retryable failure, asks for
+//! the next candidate. When none is left the last error is returned.
+//!
+//! What differs between a typed and a raw call is only what is sent and what comes back: a
+//! [`Body`] ([`Typed`] or [`RawRequest`]) says that, and how a hashing selector routes the call.
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use sextant_protocol::{keys, Decode, Encode};
+use sextant_protocol::{keys, ByteStr, Decode, Encode, Message};
 
 use super::candidates::{CallKey, Candidates};
 use super::pool::Permit;
 use super::{ClientPlugin, FailMode, Inner, XClient};
-use crate::client::{CallOptions, PendingCall, Response};
+use crate::client::{CallOptions, Client, ClientOptions, PendingCall, RawReply, Response};
 use crate::error::{Error, Result};
 use crate::selector::Selector;
 use crate::xclient::plugin::CallInfo;
 
-/// The parts of a call that stay the same across its attempts.
-pub(super) struct Call<'a, A: ?Sized> {
-    pub(super) method: &'a str,
-    pub(super) args: &'a A,
-    /// Counted from the start of the call, across all attempts.
-    pub(super) deadline: Option<Instant>,
-    /// Whether the caller wants the response metadata (`call` does not: it saves building it).
-    pub(super) want_metadata: bool,
+/// What a call routes by: its method, and the bytes a hashing selector hashes when the call has
+/// no hash key.
+pub(super) trait Route {
+    /// The method called (rpcx's `serviceMethod`).
+    fn method(&self) -> &str;
+
+    /// The bytes a hashing selector routes by: the encoded arguments, written to `buf` if they
+    /// must be encoded first.
+    fn route_bytes<'a>(
+        &'a self,
+        options: &CallOptions,
+        client: &ClientOptions,
+        buf: &'a mut BytesMut,
+    ) -> Result<&'a [u8]>;
 }
 
-// Copied into each of fork's and broadcast's per-server futures; only references inside.
-impl<A: ?Sized> Clone for Call<'_, A> {
+/// What a call sends, the same on every attempt, and what it gets back. A small borrowing view,
+/// copied into each attempt.
+pub(super) trait Body: Route + Copy {
+    /// The reply of a successful call.
+    type Reply;
+
+    /// Sends the call on `client` and waits for its reply.
+    fn send(
+        &self,
+        client: &Client,
+        service_path: &str,
+        options: CallOptions,
+    ) -> impl Future<Output = Result<Self::Reply>>;
+}
+
+/// A typed call: arguments encoded by the client, reply decoded into `R`.
+pub(super) struct Typed<'a, A: ?Sized, R> {
+    method: &'a str,
+    args: &'a A,
+    /// Whether the caller wants the response metadata (`call` does not: it saves building it).
+    want_metadata: bool,
+    _reply: PhantomData<fn() -> R>,
+}
+
+impl<'a, A: ?Sized, R> Typed<'a, A, R> {
+    pub(super) fn new(method: &'a str, args: &'a A, want_metadata: bool) -> Self {
+        Typed {
+            method,
+            args,
+            want_metadata,
+            _reply: PhantomData,
+        }
+    }
+}
+
+// Only references inside.
+impl<A: ?Sized, R> Clone for Typed<'_, A, R> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<A: ?Sized> Copy for Call<'_, A> {}
+impl<A: ?Sized, R> Copy for Typed<'_, A, R> {}
+
+impl<A: Encode + ?Sized, R> Route for Typed<'_, A, R> {
+    fn method(&self) -> &str {
+        self.method
+    }
+
+    fn route_bytes<'b>(
+        &'b self,
+        options: &CallOptions,
+        client: &ClientOptions,
+        buf: &'b mut BytesMut,
+    ) -> Result<&'b [u8]> {
+        let st = options.serialize_type.unwrap_or(client.serialize_type);
+        self.args.encode(st, &client.codecs, buf)?;
+        Ok(&buf[..])
+    }
+}
+
+impl<A: Encode + ?Sized, R: Decode> Body for Typed<'_, A, R> {
+    type Reply = Response<R>;
+
+    async fn send(
+        &self,
+        client: &Client,
+        service_path: &str,
+        options: CallOptions,
+    ) -> Result<Response<R>> {
+        let mut pending = client
+            .go(service_path, self.method, self.args, options)
+            .await?;
+        pending.want_metadata = self.want_metadata;
+        pending.await
+    }
+}
+
+/// A raw call: a message the caller encoded, sent as it is; the reply as it came.
+#[derive(Clone, Copy)]
+pub(super) struct RawRequest<'a>(pub(super) &'a Message);
+
+impl Route for RawRequest<'_> {
+    fn method(&self) -> &str {
+        &self.0.service_method
+    }
+
+    /// The payload, as rpcx's `SendRaw` selects by it.
+    fn route_bytes<'b>(
+        &'b self,
+        _: &CallOptions,
+        _: &ClientOptions,
+        _: &'b mut BytesMut,
+    ) -> Result<&'b [u8]> {
+        Ok(&self.0.payload[..])
+    }
+}
+
+impl Body for RawRequest<'_> {
+    type Reply = RawReply;
+
+    async fn send(&self, client: &Client, _: &str, options: CallOptions) -> Result<RawReply> {
+        client.send_raw_ref(self.0, options).await
+    }
+}
+
+/// The parts of a call that stay the same across its attempts.
+#[derive(Clone, Copy)]
+pub(super) struct Call<B> {
+    pub(super) body: B,
+    /// Counted from the start of the call, across all attempts.
+    pub(super) deadline: Option<Instant>,
+}
 
 /// Takes the options for the next attempt: a copy, or the original for the last one.
 fn options_for(options: &mut CallOptions, last: bool) -> CallOptions {
@@ -77,11 +193,12 @@ impl Inner {
 
     /// What every call to one server does first: checks that the XClient is open, takes the
     /// selector, adds the auth token, and works out what a hashing selector routes by: the hash
-    /// key (moved out of the options into `hash_key`) or the encoded arguments (into `buf`).
-    fn prepare<'a, A: Encode + ?Sized>(
+    /// key (moved out of the options into `hash_key`) or the call's
+    /// [route bytes](Route::route_bytes) (encoded into `buf` if need be).
+    fn prepare<'a, B: Route>(
         &self,
         options: &mut CallOptions,
-        args: &A,
+        body: &'a B,
         hash_key: &'a mut Option<String>,
         buf: &'a mut BytesMut,
     ) -> Result<(Arc<dyn Selector>, CallKey<'a>)> {
@@ -107,11 +224,8 @@ impl Inner {
             };
             return Ok((selector, key));
         }
-        let o = &self.options.client;
-        let st = options.serialize_type.unwrap_or(o.serialize_type);
-        args.encode(st, &o.codecs, buf)?;
         let key = CallKey {
-            args: &buf[..],
+            args: body.route_bytes(options, &self.options.client, buf)?,
             hash_key: None,
         };
         Ok((selector, key))
@@ -122,19 +236,43 @@ impl Inner {
         (!g.is_empty()).then(|| Arc::clone(&g))
     }
 
+    /// A call under the fail mode: the loop over its candidates (`Failbackup`: the race of two).
+    /// Typed and raw calls both go through here.
+    pub(super) async fn run<B: Body>(&self, body: B, mut options: CallOptions) -> Result<B::Reply> {
+        let deadline = self.deadline(&options);
+        let (mut hash_key, mut buf) = (None, BytesMut::new());
+        let (selector, key) = self.prepare(&mut options, &body, &mut hash_key, &mut buf)?;
+        let call = Call { body, deadline };
+        let mut candidates = Candidates::new(self, &*selector, body.method(), key, self.fail_mode);
+        if self.fail_mode == FailMode::Failbackup {
+            return failbackup(self, &mut candidates, &call, options).await;
+        }
+        let mut attempt = 0;
+        loop {
+            let permit = candidates.next(deadline).await?;
+            let server = permit.endpoint.key.clone();
+            let o = options_for(&mut options, candidates.is_last());
+            match self.attempt(permit, &call, o, attempt).await {
+                Ok(r) => return Ok(r),
+                Err(e) if !e.is_retryable() => return Err(e),
+                Err(e) => {
+                    tracing::debug!(service = %self.service_path, %server, error = %e, mode = %self.fail_mode, "call failed; trying the next candidate");
+                    candidates.failed(e);
+                }
+            }
+            attempt += 1;
+        }
+    }
+
     /// One attempt of a call on the server of `permit`.
-    pub(super) async fn attempt<A, R>(
+    pub(super) async fn attempt<B: Body>(
         &self,
         permit: Permit,
-        call: &Call<'_, A>,
+        call: &Call<B>,
         mut options: CallOptions,
         attempt: u32,
-    ) -> Result<Response<R>>
-    where
-        A: Encode + ?Sized,
-        R: Decode,
-    {
-        let (method, deadline) = (call.method, call.deadline);
+    ) -> Result<B::Reply> {
+        let (method, deadline) = (call.body.method(), call.deadline);
         let ep = permit.endpoint.clone();
         let plugins = self.plugins();
         let metadata = match &plugins {
@@ -168,11 +306,7 @@ impl Inner {
                 }
                 options.timeout = Some(left);
             }
-            let mut pending = client
-                .go(&self.service_path, method, call.args, options)
-                .await?;
-            pending.want_metadata = call.want_metadata;
-            let r = pending.await;
+            let r = call.body.send(&client, &self.service_path, options).await;
             if let Err(Error::ConnectionLost(_) | Error::Io(_) | Error::Protocol(_)) = &r {
                 // A broken connection is dropped; the next call redials.
                 client.close();
@@ -205,10 +339,8 @@ impl XClient {
         A: Encode + ?Sized,
         R: Decode,
     {
-        Ok(self
-            .call_inner(service_method, args, CallOptions::default(), false)
-            .await?
-            .reply)
+        let body = Typed::<A, R>::new(service_method, args, false);
+        Ok(self.inner.run(body, CallOptions::default()).await?.reply)
     }
 
     /// Like [`call`](XClient::call), with per-call options (metadata, deadline, codec, hash key);
@@ -223,50 +355,30 @@ impl XClient {
         A: Encode + ?Sized,
         R: Decode,
     {
-        self.call_inner(service_method, args, options, true).await
+        let body = Typed::<A, R>::new(service_method, args, true);
+        self.inner.run(body, options).await
     }
 
-    async fn call_inner<A, R>(
-        &self,
-        service_method: &str,
-        args: &A,
-        mut options: CallOptions,
-        want_metadata: bool,
-    ) -> Result<Response<R>>
-    where
-        A: Encode + ?Sized,
-        R: Decode,
-    {
-        let inner = &*self.inner;
-        let deadline = inner.deadline(&options);
-        let (mut hash_key, mut buf) = (None, BytesMut::new());
-        let (selector, key) = inner.prepare(&mut options, args, &mut hash_key, &mut buf)?;
-        let call = Call {
-            method: service_method,
-            args,
-            deadline,
-            want_metadata,
-        };
-        let mut candidates =
-            Candidates::new(inner, &*selector, service_method, key, inner.fail_mode);
-        if inner.fail_mode == FailMode::Failbackup {
-            return failbackup(inner, &mut candidates, &call, options).await;
+    /// Sends a request whose payload the caller encoded under the fail mode, and returns the
+    /// response as it came (rpcx's `XClient.SendRaw`).
+    ///
+    /// The call goes the way of [`call_with`](XClient::call_with): the selector picks the
+    /// server (a hashing selector routes by `options.hash_key`, else by the request's payload),
+    /// the fail mode and retries decide what a failure does (`Failbackup` included), breakers
+    /// keep failing servers out, the XClient's auth token is added as `__AUTH`, and plugins'
+    /// `pre_call`/`post_call` run around each attempt. On the chosen server the request is sent
+    /// as [`Client::send_raw`](crate::Client::send_raw) sends it: with the client's own message
+    /// id (the caller's is restored in the reply), its payload as it is, its own metadata pairs
+    /// winning over `options.metadata`, the auth token and `__ServerTimeout`; a oneway request
+    /// returns an empty reply once queued; an error response is [`Error::Service`].
+    ///
+    /// A request with an empty service path is sent to this XClient's service; any other
+    /// service path is sent as it is (to the servers of this XClient's discovery).
+    pub async fn send_raw(&self, mut request: Message, options: CallOptions) -> Result<RawReply> {
+        if request.service_path.is_empty() {
+            request.service_path = ByteStr::from(self.inner.service_path.as_str());
         }
-        let mut attempt = 0;
-        loop {
-            let permit = candidates.next(deadline).await?;
-            let server = permit.endpoint.key.clone();
-            let o = options_for(&mut options, candidates.is_last());
-            match inner.attempt(permit, &call, o, attempt).await {
-                Ok(r) => return Ok(r),
-                Err(e) if !e.is_retryable() => return Err(e),
-                Err(e) => {
-                    tracing::debug!(service = %inner.service_path, %server, error = %e, mode = %inner.fail_mode, "call failed; trying the next candidate");
-                    candidates.failed(e);
-                }
-            }
-            attempt += 1;
-        }
+        self.inner.run(RawRequest(&request), options).await
     }
 
     /// Sends the call to one server and returns a handle to await later (rpcx's `Go`). As in
@@ -286,8 +398,9 @@ impl XClient {
         if options.timeout.is_none() {
             options.timeout = inner.options.client.default_timeout;
         }
+        let body = Typed::<A, R>::new(service_method, args, true);
         let (mut hash_key, mut buf) = (None, BytesMut::new());
-        let (selector, key) = inner.prepare(&mut options, args, &mut hash_key, &mut buf)?;
+        let (selector, key) = inner.prepare(&mut options, &body, &mut hash_key, &mut buf)?;
         let mut candidates =
             Candidates::new(inner, &*selector, service_method, key, FailMode::Failfast);
         let permit = candidates.next(None).await?;
@@ -327,8 +440,9 @@ impl XClient {
         A: Encode + ?Sized,
     {
         let inner = &*self.inner;
+        let body = Typed::<A, ()>::new(service_method, args, false);
         let (mut hash_key, mut buf) = (None, BytesMut::new());
-        let (selector, key) = inner.prepare(&mut options, args, &mut hash_key, &mut buf)?;
+        let (selector, key) = inner.prepare(&mut options, &body, &mut hash_key, &mut buf)?;
         // Nothing comes back to race for: a oneway call under Failbackup fails over.
         let mode = match inner.fail_mode {
             FailMode::Failbackup => FailMode::Failover,
@@ -357,18 +471,14 @@ impl XClient {
 
 /// `Failbackup`: the first candidate; if it has not answered after `backup_latency` (or failed
 /// retryably), the second too. The first answer wins and the other call is dropped (cancelled).
-async fn failbackup<A, R>(
+async fn failbackup<B: Body>(
     inner: &Inner,
     candidates: &mut Candidates<'_>,
-    call: &Call<'_, A>,
+    call: &Call<B>,
     options: CallOptions,
-) -> Result<Response<R>>
-where
-    A: Encode + ?Sized,
-    R: Decode,
-{
+) -> Result<B::Reply> {
     let first = candidates.next(call.deadline).await?;
-    let mut call1 = std::pin::pin!(inner.attempt::<A, R>(first, call, options.clone(), 0));
+    let mut call1 = std::pin::pin!(inner.attempt(first, call, options.clone(), 0));
     let mut error1 = None;
     tokio::select! {
         r = &mut call1 => match r {
@@ -390,7 +500,7 @@ where
             }
         }
     };
-    let mut call2 = std::pin::pin!(inner.attempt::<A, R>(second, call, options, 1));
+    let mut call2 = std::pin::pin!(inner.attempt(second, call, options, 1));
     if let Some(e1) = error1 {
         return call2
             .await
