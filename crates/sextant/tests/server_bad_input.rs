@@ -118,8 +118,9 @@ async fn assert_still_serving(addr: &str) {
 #[tokio::test]
 async fn framing_errors_close_only_that_connection() {
     let (server, addr) = server_with(Server::builder().limits(Limits::new(1 << 20, 1 << 20))).await;
-    // Wrong magic byte.
-    assert_closed(&addr, b"GET / HTTP/1.1\r\n\r\n").await;
+    // Wrong magic byte (neither rpcx nor HTTP, which the same port also answers).
+    assert_closed(&addr, b"\x07garbage\r\n\r\n").await;
+    assert_closed(&addr, b"get / http/1.1\r\n\r\n").await;
     // A declared length of 4 GiB: refused at once, nothing buffered.
     let mut huge = mul_request(1).to_bytes().unwrap().to_vec();
     huge[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
