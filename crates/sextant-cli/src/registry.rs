@@ -55,8 +55,8 @@ pub async fn run(args: RegistryArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Ctrl-C, or SIGTERM on unix.
-async fn shutdown_signal() {
+/// Ctrl-C, or SIGTERM on unix (`gateway` waits for it too).
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
