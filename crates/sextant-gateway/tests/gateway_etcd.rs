@@ -2,7 +2,9 @@
 //! test does; skipped with a loud message when etcd is not installed, a failure with
 //! `SEXTANT_REQUIRE_SERVICES=1`): two servers publish `Arith` into etcd through
 //! `RegistryPlugin`, the gateway discovers them there, and several HTTP callers make 400 calls
-//! through it while one server shuts down midway. With Failover, no caller sees a failure.
+//! through it while one server is killed midway: it runs on a runtime of its own, which is torn
+//! down at once, as a crash would: calls in flight are cut, nothing is deregistered (its etcd
+//! entry lives on until its lease runs out). With Failover, no caller sees a failure.
 
 mod common;
 
@@ -22,6 +24,13 @@ const BASE: &str = "/gateway_etcd_test";
 const CALLS: usize = 400;
 const CALLERS: usize = 8;
 
+fn registry_options() -> RegistryOptions {
+    RegistryOptions::default()
+        .base_path(BASE)
+        .update_interval(Duration::from_secs(1))
+        .request_timeout(Duration::from_secs(2))
+}
+
 fn store(etcd: &sextant_registry_testkit::Engine) -> EtcdStore {
     EtcdStore::new(
         [format!("http://{}", etcd.address())],
@@ -31,28 +40,42 @@ fn store(etcd: &sextant_registry_testkit::Engine) -> EtcdStore {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_through_the_gateway_survive_a_server_shutting_down() {
+async fn calls_through_the_gateway_survive_a_server_killed_midway() {
     sextant_registry_testkit::init_logging();
     let Some(etcd) = EtcdServer::start().await else {
         return;
     };
     // Two servers, each publishing Arith into etcd; Mul takes 10 ms so the run is long enough
-    // for the shutdown to land in its middle.
-    let mut servers = Vec::new();
-    for _ in 0..2 {
-        let plugin = RegistryPlugin::start(
-            store(&etcd),
-            RegistryOptions::default()
-                .base_path(BASE)
-                .update_interval(Duration::from_secs(1))
-                .request_timeout(Duration::from_secs(2)),
-        )
+    // for the kill to land in its middle. The doomed one runs on its own runtime, in a thread.
+    let plugin = RegistryPlugin::start(store(&etcd), registry_options())
         .await
         .unwrap();
-        servers.push(arith_server(with_plugin(plugin), Duration::from_millis(10)).await);
-    }
-    let (doomed, doomed_port) = servers.pop().unwrap();
-    let (survivor, survivor_port) = servers.pop().unwrap();
+    let (survivor, survivor_port) =
+        arith_server(with_plugin(plugin), Duration::from_millis(10)).await;
+    let (port_tx, port_rx) = tokio::sync::oneshot::channel();
+    let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+    let doomed_store = store(&etcd);
+    let doomed_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (server, port) = rt.block_on(async move {
+            let plugin = RegistryPlugin::start(doomed_store, registry_options())
+                .await
+                .unwrap();
+            arith_server(with_plugin(plugin), Duration::from_millis(10)).await
+        });
+        let _ = port_tx.send(port);
+        // Bounded: the test sends the kill, or gives up (and the runtime goes with the thread).
+        let _ = kill_rx.recv_timeout(Duration::from_secs(120));
+        // The crash: every task of this runtime (accept loop, connections, calls in flight, the
+        // registry's lease keep-alive) is dropped where it stands.
+        rt.shutdown_background();
+        drop(server);
+    });
+    let doomed_port = port_rx.await.expect("the doomed server starts");
 
     // The gateway's template: a discovery on the same etcd and base path.
     let template = RegistryDiscovery::start(
@@ -130,8 +153,7 @@ async fn calls_through_the_gateway_survive_a_server_shutting_down() {
         }));
     }
 
-    // A quarter of the way in, one server shuts down (its etcd entry is removed first, then it
-    // drains); the calls go on.
+    // A quarter of the way in, one server is killed; the calls go on.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while done.load(Ordering::SeqCst) < CALLS / 4 {
         assert!(
@@ -141,7 +163,11 @@ async fn calls_through_the_gateway_survive_a_server_shutting_down() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let at_shutdown = done.load(Ordering::SeqCst);
-    doomed.shutdown(Duration::from_secs(5)).await.unwrap();
+    kill_tx.send(()).unwrap();
+    tokio::task::spawn_blocking(move || doomed_thread.join())
+        .await
+        .unwrap()
+        .expect("the doomed server's thread");
     down.store(true, Ordering::SeqCst);
     let at_down = done.load(Ordering::SeqCst);
 
@@ -155,9 +181,9 @@ async fn calls_through_the_gateway_survive_a_server_shutting_down() {
     let after_down = after_down.lock().unwrap().clone();
     let failures = failures.lock().unwrap().clone();
     eprintln!(
-        "gateway on etcd: {CALLS} calls by {CALLERS} callers; server {doomed_port} shut down \
+        "gateway on etcd: {CALLS} calls by {CALLERS} callers; server {doomed_port} killed \
          after {at_shutdown} calls (down after {at_down}); per server: {per_port:?}; after the \
-         shutdown: {after_down:?}; failures: {}",
+         kill: {after_down:?}; failures: {}",
         failures.len()
     );
     assert!(failures.is_empty(), "failed calls: {failures:#?}");
@@ -169,7 +195,7 @@ async fn calls_through_the_gateway_survive_a_server_shutting_down() {
         doomed_calls > 0 && survivor_calls > doomed_calls,
         "{per_port:?}"
     );
-    // Once shut down, the server served nothing more.
+    // Once killed, the server served nothing more.
     assert!(
         after_down.keys().all(|p| *p == survivor_port.to_string()),
         "{after_down:?}"
