@@ -362,7 +362,7 @@ pub struct RegistryTemplate<S> {
     empty: ServerList,
 }
 
-impl<S: DiscoveryStore + Clone> RegistryTemplate<S> {
+impl<S: DiscoveryStore> RegistryTemplate<S> {
     /// A template on `store` under `base`.
     pub fn new(store: S, base: String, options: DiscoveryOptions) -> RegistryTemplate<S> {
         RegistryTemplate {
@@ -400,7 +400,7 @@ impl<S: DiscoveryStore + Clone> RegistryTemplate<S> {
     }
 }
 
-impl<S: DiscoveryStore + Clone> ServiceDiscovery for RegistryTemplate<S> {
+impl<S: DiscoveryStore> ServiceDiscovery for RegistryTemplate<S> {
     fn get_services(&self) -> Servers {
         self.empty.get()
     }

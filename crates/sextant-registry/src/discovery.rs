@@ -120,7 +120,7 @@ type CloneFor = Arc<
 >;
 
 /// [`RegistryDiscovery::start`] for other services with `store`, `base` and `options`.
-fn clone_for<S: DiscoveryStore + Clone>(
+fn clone_for<S: DiscoveryStore>(
     store: S,
     base: String,
     options: DiscoveryOptions,
@@ -180,7 +180,7 @@ impl RegistryDiscovery {
     ///
     /// The store is kept (a clone of it) for [`ServiceDiscovery::clone_for`]; every store of the
     /// registry crates is cheap to clone.
-    pub async fn start<S: DiscoveryStore + Clone>(
+    pub async fn start<S: DiscoveryStore>(
         store: S,
         base_path: &str,
         service_path: &str,

@@ -105,7 +105,10 @@ pub struct Listing {
 }
 
 /// The client side of a registry engine: list and watch a service's directory.
-pub trait DiscoveryStore: Send + Sync + 'static {
+///
+/// A store is a cheap handle (`Clone`), so that a discovery can start another one on the same
+/// engine for another service ([`clone_for`](sextant::ServiceDiscovery::clone_for)).
+pub trait DiscoveryStore: Clone + Send + Sync + 'static {
     /// A live watch on a directory.
     type Watch: ChangeWatch;
 
