@@ -92,7 +92,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         (
             "/Arith",
-            vec![("X-RPCX-SerializeType", "1"), ("X-RPCX-ServiceMethod", "Div")],
+            vec![
+                ("X-RPCX-SerializeType", "1"),
+                ("X-RPCX-ServiceMethod", "Div"),
+            ],
             r#"{"A":1,"B":0}"#,
         ),
     ];
@@ -110,7 +113,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The same port, an rpcx client.
     let client = Client::connect(addr.clone(), ClientOptions::default()).await?;
     let reply: Reply = client.call("Arith", "Mul", &Args { a: 6, b: 7 }).await?;
-    println!("rpcx client on the same port: Arith.Mul(6, 7) = {}", reply.c);
+    println!(
+        "rpcx client on the same port: Arith.Mul(6, 7) = {}",
+        reply.c
+    );
     client.close();
     server.shutdown(std::time::Duration::from_secs(1)).await?;
     Ok(())

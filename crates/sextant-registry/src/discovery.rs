@@ -120,11 +120,7 @@ type CloneFor = Arc<
 >;
 
 /// [`RegistryDiscovery::start`] for other services with `store`, `base` and `options`.
-fn clone_for<S: DiscoveryStore>(
-    store: S,
-    base: String,
-    options: DiscoveryOptions,
-) -> CloneFor {
+fn clone_for<S: DiscoveryStore>(store: S, base: String, options: DiscoveryOptions) -> CloneFor {
     Arc::new(move |service_path: &str| {
         let (store, base, options) = (store.clone(), base.clone(), options.clone());
         let service_path = service_path.to_string();
