@@ -35,6 +35,9 @@ use sextant::{Client, ClientOptions, Server};
 use sextant_interop::{Args, Reply};
 use tokio::net::TcpStream;
 
+/// One example call: URL path, headers, body.
+type Call<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 async fn post(
     addr: &str,
     path: &str,
@@ -70,7 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hp = addr.addr().to_string();
     println!("server on {addr}: rpcx, HTTP invoke and JSON-RPC on one port");
 
-    let calls: [(&str, Vec<(&str, &str)>, &str); 3] = [
+    let calls: [Call; 3] = [
         (
             "/",
             vec![
