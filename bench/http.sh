@@ -29,12 +29,16 @@
 #                  OLD=/tmp/old-target/release/sextant-bench bench/http.sh
 #   GATEWAY_CMD  part b: the command line starting the gateway, with {SERVER} replaced by the
 #                sextant server's address (127.0.0.1:PORT) and {LISTEN} by the address the
-#                gateway must serve HTTP on (127.0.0.1:PORT), e.g.
-#                  GATEWAY_CMD='target/release/sextant gateway --listen {LISTEN} --server tcp@{SERVER}'
+#                gateway must serve HTTP on (127.0.0.1:PORT); run from the repository root, e.g.
+#                  CARGO_TARGET_DIR=~/.cache/sextant-target cargo build --release -p sextant-cli
+#                  GATEWAY_CMD='~/.cache/sextant-target/release/sextant gateway --listen {LISTEN} --registry peer2peer://{SERVER}'
 #   WAIT_IDLE    seconds to wait, before each client run, for other processes to leave the
 #                machine quiet (< 10% of the CPUs for 3 s); 0 = do not wait (default: 0)
 #   OUT          file for the raw JSON lines              (default: bench/results/http-latest.jsonl)
 #   SKIP_BUILD=1 to use the binaries already built
+#   SUMMARY_ONLY=1 to print the summary of OUT again, without running anything
+#   MAX_OTHERS   leave out of the summary the runs during which other processes used more than
+#                this share (%) of the CPUs (default: keep every run)
 #
 # Usage: bench/http.sh            (prints a Markdown summary on stdout, progress on stderr)
 # Exit status: 0 when every part ran or was skipped for a stated reason (OLD or GATEWAY_CMD
@@ -63,6 +67,96 @@ export RUST_BACKTRACE=0
 log() { printf '[http-bench] %s\n' "$*" >&2; }
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# Prints the Markdown summary of the JSON lines in $1 (parts skipped, with their reasons, in $2):
+# medians per part, peer and c, ratios of the medians. MAX_OTHERS=P leaves out the runs during
+# which other processes used more than P% of the CPUs.
+summarize() {
+    python3 - "$1" "$2" <<'PY'
+import json, statistics, sys, os, datetime
+path, skipped_path = sys.argv[1:3]
+max_others = float(os.environ.get("MAX_OTHERS") or "inf")
+runs, dropped, records = {}, 0, []
+for line in open(path):
+    d = json.loads(line)
+    records.append(d)
+    if d["foreign_cpu_pct"] > max_others:
+        dropped += 1
+        continue
+    # CPU per measured call (warm-up and start-up included, a few per cent at most).
+    d["server_us"] = d["server_cpu_s"] * 1e6 / d["n"]
+    d["client_us"] = d["client_cpu_s"] * 1e6 / d["n"]
+    runs.setdefault((d["part"], d["peer"], d["c"]), []).append(d)
+skipped = dict(l.rstrip("\n").split("\t", 1) for l in open(skipped_path) if "\t" in l)
+cs = sorted({d["c"] for d in records})
+k = ",".join(str(x) for x in sorted({d["k"] for d in records})) or "?"
+n = ",".join(str(x) for x in sorted({d["n"] for d in records})) or "?"
+rounds = max((d["round"] for d in records), default=-1) + 1
+med = statistics.median
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print(f"Machine: {os.cpu_count()} cores, {cpu}; {datetime.date.today()}; k={k} connections, "
+      f"n={n} calls, median of {rounds} rounds (others' CPU: the share of the machine other "
+      f"processes used during the runs, median).")
+if dropped:
+    print(f"{dropped} of {len(records)} runs left out: other processes used more than {max_others:g}% "
+          f"of the CPUs during them (MAX_OTHERS).")
+print()
+
+def m(part, peer, c, key):
+    rs = runs.get((part, peer, c), [])
+    return med([r[key] for r in rs]) if rs else None
+
+def table(part, peers):
+    print("| c | peer | TPS | p50 µs | p99 µs | p99.9 µs | server CPU µs/call | client CPU µs/call | errors | others' CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for c in cs:
+        for peer in peers:
+            rs = runs.get((part, peer, c), [])
+            if rs:
+                print(f"| {c} | {peer} | {m(part, peer, c, 'tps'):,.0f} | {m(part, peer, c, 'p50_us'):,.0f} "
+                      f"| {m(part, peer, c, 'p99_us'):,.0f} | {m(part, peer, c, 'p999_us'):,.0f} "
+                      f"| {m(part, peer, c, 'server_us'):.1f} | {m(part, peer, c, 'client_us'):.1f} "
+                      f"| {sum(r['errors'] for r in rs)} | {m(part, peer, c, 'foreign_cpu_pct'):.0f}% |")
+
+def ratio(a, b):
+    return f"{a / b:.2f}×" if a is not None and b else "n/a"
+
+def ratios(part, x, y, target=None):
+    print(f"\n| c | TPS {x}/{y} | p99 {x}/{y} | server CPU per call {x}/{y} |")
+    print("|---|---|---|---|")
+    for c in cs:
+        t = ratio(m(part, x, c, "tps"), m(part, y, c, "tps"))
+        mark = ""
+        if target is not None and t != "n/a":
+            mark = " ✓" if m(part, x, c, "tps") / m(part, y, c, "tps") >= target else " ✗"
+        print(f"| {c} | {t}{mark} | {ratio(m(part, x, c, 'p99_us'), m(part, y, c, 'p99_us'))} "
+              f"| {ratio(m(part, x, c, 'server_us'), m(part, y, c, 'server_us'))} |")
+
+titles = {
+    "a": ("a. HTTP invoke of Arith.Mul (JSON): sextant server vs axum", ["sextant", "axum"], 0.8),
+    "b": ("b. Gateway in front of one sextant server vs HTTP invoke of that server directly", ["gateway", "direct"], None),
+    "c": ("c. rpcx fast path (Hello.Say, protobuf): this build vs OLD", ["new", "old"], 0.97),
+}
+for part, (title, (x, y), target) in titles.items():
+    print(f"### {title}\n")
+    if part in skipped:
+        print(f"Skipped: {skipped[part]}\n")
+    if not any(p == part for (p, _, _) in runs):
+        if part not in skipped:
+            print("No runs (not in PARTS, or every run failed).\n")
+        continue
+    table(part, [x, y])
+    ratios(part, x, y, target)
+    if target is not None:
+        print(f"\nTarget: TPS {x}/{y} ≥ {target}×.")
+    print()
+PY
+}
+
+if [[ "${SUMMARY_ONLY:-0}" == 1 ]]; then
+    summarize "$OUT" /dev/null
+    exit 0
+fi
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     log "building sextant-bench (release)"
@@ -124,7 +218,7 @@ start_server() {
 
 # Starts GATEWAY_CMD in front of server_addr; sets gateway_pid and gateway_addr.
 start_gateway() {
-    local port cmd
+    local port
     port="$(free_port)"
     gateway_addr="127.0.0.1:$port"
     cmd="${GATEWAY_CMD//\{SERVER\}/$server_addr}"
@@ -133,6 +227,13 @@ start_gateway() {
     (cd "$root" && exec bash -c "exec $cmd") >"$work/gateway.log" 2>&1 &
     gateway_pid=$!
     wait_for_port "$port" "$gateway_pid"
+}
+
+# The gateway's last lines of output, on one line.
+gateway_output() {
+    local out
+    out="$(tail -n 3 "$work/gateway.log" | tr '\n' ' ')"
+    echo "${out:-(none)}"
 }
 
 # One Arith.Mul HTTP invoke of http://$1/Arith; succeeds when the reply is {"C":6}.
@@ -174,20 +275,26 @@ wait_idle() {
 }
 
 # Runs one client (the command line after the part and the peer name) and appends its JSON line
-# to OUT with the part, the round, the peer name and the share of the CPUs other processes took.
+# to OUT with the part, the round, the peer name, the share of the CPUs other processes took, and
+# the CPU time (user + system, seconds) of the server side (server, plus gateway in part b) and
+# of the client during the run.
 # Returns 1 when the client failed.
 failures=0
 measure() {
-    local part=$1 peer=$2 b0 o0 t0 t1 foreign wall status=0 line
+    local part=$1 peer=$2 b0 o0 s0 c0 t0 t1 foreign wall server client status=0 line
     shift 2
     wait_idle
     b0="$(busy_ticks)"
     o0="$(ours_ticks)"
+    s0=$(($(proc_ticks "$server_pid") + $(proc_ticks "$gateway_pid")))
+    c0="$(children_ticks)"
     t0="$(date +%s%N)"
     # In the background so that a signal reaches the traps at once.
     "$@" --json --no-progress >"$work/client.out" 2>"$work/client.err" &
     wait $! || status=$?
     t1="$(date +%s%N)"
+    server=$(($(proc_ticks "$server_pid") + $(proc_ticks "$gateway_pid") - s0))
+    client=$(($(children_ticks) - c0))
     foreign=$(($(busy_ticks) - b0 - ($(ours_ticks) - o0)))
     wall=$(((t1 - t0) * ticks_per_s * ncpu / 1000000000))
     ((foreign > 0)) || foreign=0
@@ -197,7 +304,9 @@ measure() {
         return 1
     fi
     foreign=$((100 * foreign / wall))
-    sed -e "s/^{/{\"part\":\"$part\",\"round\":$round,\"foreign_cpu_pct\":$foreign,/" \
+    server="$(awk -v t="$server" -v hz="$ticks_per_s" 'BEGIN { printf "%.2f", t / hz }')"
+    client="$(awk -v t="$client" -v hz="$ticks_per_s" 'BEGIN { printf "%.2f", t / hz }')"
+    sed -e "s/^{/{\"part\":\"$part\",\"round\":$round,\"foreign_cpu_pct\":$foreign,\"server_cpu_s\":$server,\"client_cpu_s\":$client,/" \
         -e "s/\"peer\":\"[^\"]*\"/\"peer\":\"$peer\"/" <<<"$line" >>"$OUT"
     log "  $(sed -n 2,3p "$work/client.err" | tr -s ' ' | tr '\n' ' ')(others: $foreign% of the CPUs)"
 }
@@ -271,15 +380,15 @@ if want a; then
 fi
 if want b; then
     if [[ -z "$GATEWAY_CMD" ]]; then
-        skip b "GATEWAY_CMD is unset (e.g. GATEWAY_CMD='sextant gateway --listen {LISTEN} --server tcp@{SERVER}')"
+        skip b "GATEWAY_CMD is unset (e.g. GATEWAY_CMD='sextant gateway --listen {LISTEN} --registry peer2peer://{SERVER}')"
     else
         start_server "$SEXTANT"
         if ! probe "$server_addr"; then
             skip b "the sextant server does not answer HTTP invoke, so there is nothing to compare the gateway with"
         elif ! start_gateway; then
-            skip b "GATEWAY_CMD did not start a gateway listening on {LISTEN}: $(tail -n 3 "$work/gateway.log" | tr '\n' ' ')"
+            skip b "GATEWAY_CMD ($cmd) did not start a gateway listening on $gateway_addr (it exited, or nothing listened within 10 s); its output: $(gateway_output)"
         elif ! probe "$gateway_addr"; then
-            skip b "the gateway started but did not answer Arith.Mul: $(tail -n 3 "$work/gateway.log" | tr '\n' ' ')"
+            skip b "the gateway ($cmd) started but did not answer Arith.Mul; its output: $(gateway_output)"
         else
             b_peers=(gateway direct)
         fi
@@ -316,68 +425,7 @@ for ((round = 0; round < ROUNDS; round++)); do
     done
 done
 
-python3 - "$OUT" "$work/skipped" "$K" "$N" "$ROUNDS" "$C_LIST" <<'PY'
-import json, statistics, sys, os, datetime
-path, skipped_path, k, n, rounds, c_list = sys.argv[1:7]
-runs = {}
-for line in open(path):
-    d = json.loads(line)
-    runs.setdefault((d["part"], d["peer"], d["c"]), []).append(d)
-skipped = dict(l.rstrip("\n").split("\t", 1) for l in open(skipped_path) if "\t" in l)
-cs = [int(c) for c in c_list.split()]
-med = statistics.median
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-print(f"Machine: {os.cpu_count()} cores, {cpu}; {datetime.date.today()}; k={k} connections, "
-      f"n={n} calls, median of {rounds} rounds (others' CPU: the share of the machine other "
-      f"processes used during the runs, median).\n")
-
-def m(part, peer, c, key):
-    rs = runs.get((part, peer, c), [])
-    return med([r[key] for r in rs]) if rs else None
-
-def table(part, peers):
-    print("| c | peer | TPS | p50 µs | p99 µs | p99.9 µs | errors | others' CPU |")
-    print("|---|---|---|---|---|---|---|---|")
-    for c in cs:
-        for peer in peers:
-            rs = runs.get((part, peer, c), [])
-            if rs:
-                print(f"| {c} | {peer} | {m(part, peer, c, 'tps'):,.0f} | {m(part, peer, c, 'p50_us'):,.0f} "
-                      f"| {m(part, peer, c, 'p99_us'):,.0f} | {m(part, peer, c, 'p999_us'):,.0f} "
-                      f"| {sum(r['errors'] for r in rs)} | {m(part, peer, c, 'foreign_cpu_pct'):.0f}% |")
-
-def ratio(a, b):
-    return f"{a / b:.2f}×" if a is not None and b else "n/a"
-
-def ratios(part, x, y, target=None):
-    print(f"\n| c | TPS {x}/{y} | p99 {x}/{y} |")
-    print("|---|---|---|")
-    for c in cs:
-        t = ratio(m(part, x, c, "tps"), m(part, y, c, "tps"))
-        mark = ""
-        if target is not None and t != "n/a":
-            mark = " ✓" if m(part, x, c, "tps") / m(part, y, c, "tps") >= target else " ✗"
-        print(f"| {c} | {t}{mark} | {ratio(m(part, x, c, 'p99_us'), m(part, y, c, 'p99_us'))} |")
-
-titles = {
-    "a": ("a. HTTP invoke of Arith.Mul (JSON): sextant server vs axum", ["sextant", "axum"], 0.8),
-    "b": ("b. Gateway in front of one sextant server vs HTTP invoke of that server directly", ["gateway", "direct"], None),
-    "c": ("c. rpcx fast path (Hello.Say, protobuf): this build vs OLD", ["new", "old"], 0.97),
-}
-for part, (title, (x, y), target) in titles.items():
-    print(f"### {title}\n")
-    if part in skipped:
-        print(f"Skipped: {skipped[part]}\n")
-    if not any(p == part for (p, _, _) in runs):
-        if part not in skipped:
-            print("No runs (not in PARTS, or every run failed).\n")
-        continue
-    table(part, [x, y])
-    ratios(part, x, y, target)
-    if target is not None:
-        print(f"\nTarget: TPS {x}/{y} ≥ {target}×.")
-    print()
-PY
+summarize "$OUT" "$work/skipped"
 if ((failures > 0)); then
     log "$failures failure(s); see the log above"
     exit 1
