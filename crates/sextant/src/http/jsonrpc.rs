@@ -228,7 +228,10 @@ where
 
 fn request_metadata(headers: &HeaderMap) -> Metadata {
     let mut m = Metadata::new();
-    if let Some(meta) = headers.get(X_META).and_then(|v| v.to_str().ok()) {
+    if let Some(meta) = headers
+        .get(super::hname(X_META))
+        .and_then(|v| v.to_str().ok())
+    {
         for (k, vs) in QueryValues::parse_lenient(meta).iter() {
             if let Some(v) = vs.first() {
                 m.insert(k.to_string(), v.clone());

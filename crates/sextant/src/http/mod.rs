@@ -135,14 +135,30 @@ pub enum InvokeOutcome {
     Failed(InvokeError),
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, InvokeError> {
-    match headers.get(name) {
+/// A header's value as text, `None` when absent or blank; `400` naming it when not ASCII.
+fn text<'a>(v: Option<&'a HeaderValue>, name: &str) -> Result<Option<&'a str>, InvokeError> {
+    match v {
         None => Ok(None),
         Some(v) => v
             .to_str()
             .map(|s| Some(s.trim()).filter(|s| !s.is_empty()))
             .map_err(|_| InvokeError::bad_request(format!("rpcx: {name} is not visible ASCII"))),
     }
+}
+
+/// The request headers [`invoke_request`] reads.
+#[derive(Default)]
+struct Fields<'a> {
+    id: Option<&'a HeaderValue>,
+    heartbeat: Option<&'a HeaderValue>,
+    oneway: Option<&'a HeaderValue>,
+    st: Option<&'a HeaderValue>,
+    ct: Option<&'a HeaderValue>,
+    meta: Option<&'a HeaderValue>,
+    path: Option<&'a HeaderValue>,
+    method: Option<&'a HeaderValue>,
+    auth: Option<&'a HeaderValue>,
+    encoding: Option<&'a HeaderValue>,
 }
 
 /// Turns an HTTP invoke request into an rpcx request message (Go rpcx's
@@ -156,21 +172,42 @@ pub fn invoke_request(
     path: &str,
     body: Bytes,
 ) -> Result<Message, InvokeError> {
+    // One pass over the headers (no hashing per name); the first value of each counts, as Go's
+    // `Header.Get`.
+    let mut f = Fields::default();
+    for (name, value) in headers {
+        let slot = match name.as_str() {
+            "x-rpcx-messageid" => &mut f.id,
+            "x-rpcx-heartbeat" => &mut f.heartbeat,
+            "x-rpcx-oneway" => &mut f.oneway,
+            "x-rpcx-serializetype" => &mut f.st,
+            "x-rpcx-compresstype" => &mut f.ct,
+            "x-rpcx-meta" => &mut f.meta,
+            "x-rpcx-servicepath" => &mut f.path,
+            "x-rpcx-servicemethod" => &mut f.method,
+            "authorization" => &mut f.auth,
+            "content-encoding" => &mut f.encoding,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+    }
     let mut header = Header::new();
     header.set_message_type(MessageType::Request);
-    if let Some(id) = header_str(headers, X_MESSAGE_ID)? {
+    if let Some(id) = text(f.id, X_MESSAGE_ID)? {
         let seq = id.parse::<u64>().map_err(|e| {
             InvokeError::bad_request(format!("rpcx: invalid {X_MESSAGE_ID} {id:?}: {e}"))
         })?;
         header.set_seq(seq);
     }
-    if header_str(headers, X_HEARTBEAT)?.is_some() {
+    if text(f.heartbeat, X_HEARTBEAT)?.is_some() {
         header.set_heartbeat(true);
     }
-    if header_str(headers, X_ONEWAY)?.is_some() {
+    if text(f.oneway, X_ONEWAY)?.is_some() {
         header.set_oneway(true);
     }
-    let st = header_str(headers, X_SERIALIZE_TYPE)?
+    let st = text(f.st, X_SERIALIZE_TYPE)?
         .ok_or_else(|| InvokeError::bad_request(format!("rpcx: missing {X_SERIALIZE_TYPE}")))?;
     let st = st
         .parse::<u8>()
@@ -182,13 +219,12 @@ pub fn invoke_request(
             ))
         })?;
     header.set_serialize_type(st);
-    let gzip = headers
-        .get(http::header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    if gzip {
+    if f.encoding
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"))
+    {
         header.set_compress_type(CompressType::GZIP);
     }
-    if let Some(ct) = header_str(headers, X_COMPRESS_TYPE)? {
+    if let Some(ct) = text(f.ct, X_COMPRESS_TYPE)? {
         let ct = ct
             .parse::<u8>()
             .ok()
@@ -203,7 +239,7 @@ pub fn invoke_request(
     }
 
     let mut metadata = Metadata::new();
-    if let Some(meta) = header_str(headers, X_META)? {
+    if let Some(meta) = text(f.meta, X_META)? {
         let values = QueryValues::parse(meta)
             .map_err(|e| InvokeError::bad_request(format!("rpcx: invalid {X_META}: {e}")))?;
         for (k, vs) in values.iter() {
@@ -212,11 +248,11 @@ pub fn invoke_request(
             }
         }
     }
-    if let Some(auth) = header_str(headers, http::header::AUTHORIZATION.as_str())? {
+    if let Some(auth) = text(f.auth, AUTHORIZATION)? {
         metadata.insert(keys::AUTH, auth.to_string());
     }
 
-    let service_path = match header_str(headers, X_SERVICE_PATH)? {
+    let service_path = match text(f.path, X_SERVICE_PATH)? {
         Some(p) => p.to_string(),
         None => path.trim_start_matches('/').to_string(),
     };
@@ -225,7 +261,7 @@ pub fn invoke_request(
             "rpcx: missing {X_SERVICE_PATH} (or a service in the URL path)"
         )));
     }
-    let service_method = header_str(headers, X_SERVICE_METHOD)?.unwrap_or("");
+    let service_method = text(f.method, X_SERVICE_METHOD)?.unwrap_or("");
     if service_method.is_empty() && !header.is_heartbeat() {
         return Err(InvokeError::bad_request(format!(
             "rpcx: missing {X_SERVICE_METHOD}"
@@ -278,35 +314,59 @@ fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
         HeaderValue::from_str(&value.escape_default().to_string())
             .unwrap_or(HeaderValue::from_static(""))
     });
-    h.insert(HeaderName::from_static(lower(name)), v);
+    h.insert(hname(name), v);
 }
 
-/// The lower-case form of one of the `X_*` constants, as `HeaderName` wants it.
-fn lower(name: &'static str) -> &'static str {
+/// `Authorization`, as [`hname`] takes it.
+const AUTHORIZATION: &str = "Authorization";
+
+/// The parsed form of one of the `X_*` constants (or `Authorization`): no parsing per request.
+fn hname(name: &'static str) -> HeaderName {
+    const fn n(s: &'static str) -> HeaderName {
+        HeaderName::from_static(s)
+    }
     match name {
-        X_VERSION => "x-rpcx-version",
-        X_MESSAGE_TYPE => "x-rpcx-messagetype",
-        X_MESSSAGE_TYPE => "x-rpcx-messsagetype",
-        X_HEARTBEAT => "x-rpcx-heartbeat",
-        X_ONEWAY => "x-rpcx-oneway",
-        X_MESSAGE_STATUS_TYPE => "x-rpcx-messagestatustype",
-        X_SERIALIZE_TYPE => "x-rpcx-serializetype",
-        X_COMPRESS_TYPE => "x-rpcx-compresstype",
-        X_MESSAGE_ID => "x-rpcx-messageid",
-        X_SERVICE_PATH => "x-rpcx-servicepath",
-        X_SERVICE_METHOD => "x-rpcx-servicemethod",
-        X_META => "x-rpcx-meta",
-        X_ERROR_MESSAGE => "x-rpcx-errormessage",
-        _ => "x-rpcx-unknown",
+        X_VERSION => const { n("x-rpcx-version") },
+        X_MESSAGE_TYPE => const { n("x-rpcx-messagetype") },
+        X_MESSSAGE_TYPE => const { n("x-rpcx-messsagetype") },
+        X_HEARTBEAT => const { n("x-rpcx-heartbeat") },
+        X_ONEWAY => const { n("x-rpcx-oneway") },
+        X_MESSAGE_STATUS_TYPE => const { n("x-rpcx-messagestatustype") },
+        X_SERIALIZE_TYPE => const { n("x-rpcx-serializetype") },
+        X_COMPRESS_TYPE => const { n("x-rpcx-compresstype") },
+        X_MESSAGE_ID => const { n("x-rpcx-messageid") },
+        X_SERVICE_PATH => const { n("x-rpcx-servicepath") },
+        X_SERVICE_METHOD => const { n("x-rpcx-servicemethod") },
+        X_META => const { n("x-rpcx-meta") },
+        X_ERROR_MESSAGE => const { n("x-rpcx-errormessage") },
+        AUTHORIZATION => http::header::AUTHORIZATION,
+        other => HeaderName::from_bytes(other.as_bytes()).expect("a valid header name"),
     }
 }
 
+/// Echoes the request's `name` header (empty when it has none), as Go sets it.
 fn echo(h: &mut HeaderMap, req: &HeaderMap, name: &'static str) {
+    let name = hname(name);
     let v = req
-        .get(name)
+        .get(&name)
         .cloned()
         .unwrap_or(HeaderValue::from_static(""));
-    h.insert(HeaderName::from_static(lower(name)), v);
+    h.insert(name, v);
+}
+
+/// Sets `name` to `value`, sharing the request's value when it is the same (no copy).
+fn set_like(h: &mut HeaderMap, req: &HeaderMap, name: &'static str, value: &str) {
+    let name = hname(name);
+    match req.get(&name) {
+        Some(v) if v.as_bytes() == value.as_bytes() => {
+            h.insert(name, v.clone());
+        }
+        _ => {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                h.insert(name, v);
+            }
+        }
+    }
 }
 
 /// Builds the HTTP response to an invoke request, header for header as Go rpcx's
@@ -319,13 +379,14 @@ pub fn invoke_response(
     outcome: InvokeOutcome,
 ) -> Response<HttpBody> {
     let mut res = Response::new(empty());
+    *res.headers_mut() = HeaderMap::with_capacity(12);
     let h = res.headers_mut();
     echo(h, req_headers, X_VERSION);
     echo(h, req_headers, X_MESSAGE_ID);
     match request {
         Some((path, method)) => {
-            set(h, X_SERVICE_PATH, path);
-            set(h, X_SERVICE_METHOD, method);
+            set_like(h, req_headers, X_SERVICE_PATH, path);
+            set_like(h, req_headers, X_SERVICE_METHOD, method);
         }
         None => {
             echo(h, req_headers, X_SERVICE_PATH);
@@ -346,13 +407,20 @@ pub fn invoke_response(
                 *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 return res;
             }
-            let mut meta = QueryValues::new();
-            for (k, v) in metadata.iter() {
-                meta.set(k, v);
+            if metadata.is_empty() {
+                h.insert(hname(X_META), HeaderValue::from_static(""));
+            } else {
+                let mut meta = QueryValues::new();
+                for (k, v) in metadata.iter() {
+                    meta.set(k, v);
+                }
+                set(h, X_META, &meta.encode());
             }
-            set(h, X_META, &meta.encode());
             if header.compress_type() != CompressType::NONE {
-                set(h, X_COMPRESS_TYPE, &header.compress_type().id().to_string());
+                h.insert(
+                    hname(X_COMPRESS_TYPE),
+                    HeaderValue::from(u16::from(header.compress_type().id())),
+                );
             }
             if let Some(ct) = detect_content_type(&payload) {
                 h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
