@@ -31,6 +31,10 @@
 //! - a body over the limit is `413` (Go reads any size);
 //! - when the request was compressed and the reply is too, the body is the compressed reply
 //!   (Go says `X-RPCX-CompressType: 1` but sends the reply uncompressed).
+//! - header names go out in lower case (`x-rpcx-messageid`; Go writes `X-Rpcx-Messageid`): HTTP
+//!   header names are case-insensitive, and title-casing them cost a tenth of a call;
+//! - the body's `Content-Type` is picked as Go's `DetectContentType` picks it for text and binary
+//!   bodies ([`detect_content_type`]), without Go's HTML, XML and image signatures.
 
 mod jsonrpc;
 
