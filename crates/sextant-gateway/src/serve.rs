@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use sextant::client::RawReply;
 use sextant::http::{
@@ -95,23 +95,11 @@ pub(crate) struct Shared {
 }
 
 fn http_builder(limits: &HttpLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_size.max(8192))
-        // Lower-case header names, as the server writes them (Go title-cases them; names are
-        // case-insensitive, and title-casing costs a tenth of a call).
-        .title_case_headers(false);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(limits.max_header_size.min(u32::MAX as usize) as u32)
-        .max_pending_accept_reset_streams(64)
-        .max_local_error_reset_streams(64);
-    builder
+    sextant::http::connection_builder(
+        limits.header_read_timeout,
+        limits.max_header_size,
+        limits.max_concurrent_streams,
+    )
 }
 
 /// Starts the accept loop and the idle sweeper.

@@ -498,6 +498,35 @@ pub fn cors_allow_all() -> CorsLayer {
         .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
 }
 
+/// The hyper connection builder sextant's HTTP servers share (the service port, the gateway):
+/// HTTP/1.1 and HTTP/2 told apart by the connection's preface; request heads must arrive within
+/// `header_read_timeout` and hold at most `max_header_size` bytes; an HTTP/2 connection runs at
+/// most `max_concurrent_streams` streams and resets a flood of them; header names are written in
+/// lower case (Go title-cases them; names are case-insensitive, and title-casing cost a tenth of
+/// a call).
+pub fn connection_builder(
+    header_read_timeout: std::time::Duration,
+    max_header_size: usize,
+    max_concurrent_streams: u32,
+) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(max_header_size.max(8192))
+        .title_case_headers(false);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(max_concurrent_streams)
+        .max_header_list_size(max_header_size.min(u32::MAX as usize) as u32)
+        .max_pending_accept_reset_streams(64)
+        .max_local_error_reset_streams(64);
+    builder
+}
+
 /// A body holding `b`.
 pub fn full(b: impl Into<Bytes>) -> HttpBody {
     Full::new(b.into()).map_err(|never| match never {}).boxed()

@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use sextant_protocol::{keys, Header, Message, MessageStatusType, Metadata};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -165,22 +165,11 @@ pub(crate) struct HttpSide {
 
 impl HttpSide {
     pub(crate) fn new(opts: &HttpOptions, routes: Vec<Route>) -> HttpSide {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(opts.header_read_timeout)
-            .max_buf_size(opts.max_header_size.max(8192))
-            // Header names go out in lower case (Go writes X-Rpcx-Messageid): names are
-            // case-insensitive, and writing them title-cased cost 10% of an HTTP call.
-            .title_case_headers(false);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(opts.max_concurrent_streams)
-            .max_header_list_size(opts.max_header_size.min(u32::MAX as usize) as u32)
-            .max_pending_accept_reset_streams(64)
-            .max_local_error_reset_streams(64);
+        let builder = crate::http::connection_builder(
+            opts.header_read_timeout,
+            opts.max_header_size,
+            opts.max_concurrent_streams,
+        );
         HttpSide {
             builder,
             routes: ArcSwap::from_pointee(routes),

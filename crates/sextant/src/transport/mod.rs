@@ -264,141 +264,69 @@ pub enum WriteHalf {
     Io(tokio::io::WriteHalf<BoxIo>),
 }
 
-impl AsyncRead for ReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ReadHalf::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            ReadHalf::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            ReadHalf::Memory(s) => Pin::new(s).poll_read(cx, buf),
-            ReadHalf::Io(s) => Pin::new(s).poll_read(cx, buf),
+/// Runs `$e` with `$s` bound to the inner stream of whichever variant `$v` is.
+macro_rules! each_variant {
+    ($ty:ident, $v:expr, $s:ident => $e:expr) => {
+        match $v {
+            $ty::Tcp($s) => $e,
+            $ty::Unix($s) => $e,
+            $ty::Memory($s) => $e,
+            $ty::Io($s) => $e,
         }
-    }
+    };
 }
 
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            WriteHalf::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            WriteHalf::Memory(s) => Pin::new(s).poll_write(cx, buf),
-            WriteHalf::Io(s) => Pin::new(s).poll_write(cx, buf),
+/// `AsyncRead` for an enum of streams, by delegating to the variant's stream.
+macro_rules! delegate_read {
+    ($ty:ident) => {
+        impl AsyncRead for $ty {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                each_variant!($ty, self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+            }
         }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            WriteHalf::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            WriteHalf::Memory(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            WriteHalf::Io(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            WriteHalf::Memory(_) => false,
-            WriteHalf::Io(s) => s.is_write_vectored(),
-            _ => true,
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(s) => Pin::new(s).poll_flush(cx),
-            WriteHalf::Unix(s) => Pin::new(s).poll_flush(cx),
-            WriteHalf::Memory(s) => Pin::new(s).poll_flush(cx),
-            WriteHalf::Io(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            WriteHalf::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            WriteHalf::Memory(s) => Pin::new(s).poll_shutdown(cx),
-            WriteHalf::Io(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
+    };
 }
 
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Memory(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Io(s) => Pin::new(s).poll_read(cx, buf),
+/// `AsyncWrite` for an enum of streams, by delegating to the variant's stream.
+macro_rules! delegate_write {
+    ($ty:ident) => {
+        impl AsyncWrite for $ty {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                each_variant!($ty, self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                each_variant!($ty, self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                each_variant!($ty, self, s => s.is_write_vectored())
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                each_variant!($ty, self.get_mut(), s => Pin::new(s).poll_flush(cx))
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                each_variant!($ty, self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+            }
         }
-    }
+    };
 }
 
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Memory(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Io(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Memory(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Io(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Tcp(s) => s.is_write_vectored(),
-            Stream::Unix(s) => s.is_write_vectored(),
-            Stream::Memory(s) => s.is_write_vectored(),
-            Stream::Io(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-            Stream::Memory(s) => Pin::new(s).poll_flush(cx),
-            Stream::Io(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Memory(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Io(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
+delegate_read!(ReadHalf);
+delegate_write!(WriteHalf);
+delegate_read!(Stream);
+delegate_write!(Stream);
