@@ -46,6 +46,7 @@ impl GatewayBuilder {
                 xclient: XClientOptions::default(),
                 call_timeout: Duration::from_secs(10),
                 max_body_size: 16 * 1024 * 1024,
+                body_read_timeout: Duration::from_secs(30),
                 max_services: 1024,
                 service_idle_timeout: Duration::from_secs(600),
                 jsonrpc: JsonRpcOptions::default(),
@@ -118,6 +119,13 @@ impl GatewayBuilder {
     /// limit).
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.config.max_body_size = bytes;
+        self
+    }
+
+    /// A request body must arrive within this time once its headers have, or the request is
+    /// answered `408` and the connection closed (slow-body attacks). Default: 30 s.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.body_read_timeout = timeout;
         self
     }
 

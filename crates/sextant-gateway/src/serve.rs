@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
-use http::{Method, Request, Response, StatusCode};
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use sextant::client::RawReply;
 use sextant::http::{
-    full, invoke_request, invoke_response, read_body, serve_jsonrpc, text_response, CorsLayer,
+    close_after, full, read_body_within, serve_invoke, serve_jsonrpc, text_response, CorsLayer,
     HttpBody, InvokeError, InvokeOutcome, JsonRpcCall, JsonRpcError, JsonRpcOptions,
     CODE_INTERNAL_ERROR, CODE_INVALID_REQUEST, JSONRPC_HEADER,
 };
@@ -42,6 +42,7 @@ pub(crate) struct Config {
     pub(crate) xclient: XClientOptions,
     pub(crate) call_timeout: Duration,
     pub(crate) max_body_size: usize,
+    pub(crate) body_read_timeout: Duration,
     pub(crate) max_services: usize,
     pub(crate) service_idle_timeout: Duration,
     pub(crate) jsonrpc: JsonRpcOptions,
@@ -57,6 +58,7 @@ impl fmt::Debug for Config {
             .field("xclient", &self.xclient)
             .field("call_timeout", &self.call_timeout)
             .field("max_body_size", &self.max_body_size)
+            .field("body_read_timeout", &self.body_read_timeout)
             .field("max_services", &self.max_services)
             .field("service_idle_timeout", &self.service_idle_timeout)
             .field("jsonrpc", &self.jsonrpc)
@@ -235,55 +237,33 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<HttpBo
     invoke(shared, req).await
 }
 
-fn close_after(mut res: Response<HttpBody>) -> Response<HttpBody> {
-    res.headers_mut()
-        .insert(CONNECTION, HeaderValue::from_static("close"));
-    res
-}
-
 async fn invoke(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<HttpBody> {
-    let (parts, body) = req.into_parts();
-    if !matches!(parts.method, Method::GET | Method::POST | Method::PUT) {
-        let mut res = text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-        res.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, POST, PUT"));
-        return res;
-    }
-    let body = match read_body(&parts.headers, body, shared.config.max_body_size).await {
-        Ok(b) => b,
-        Err(e) => {
-            return close_after(invoke_response(
-                &parts.headers,
-                None,
-                InvokeOutcome::Failed(e),
-            ))
-        }
-    };
-    let msg = match invoke_request(&parts.headers, parts.uri.path(), body) {
-        Ok(m) => m,
-        Err(e) => return invoke_response(&parts.headers, None, InvokeOutcome::Failed(e)),
-    };
-    let path = msg.service_path.clone();
-    let method = msg.service_method.clone();
-    let outcome = if msg.header.is_heartbeat() && path.is_empty() {
-        // A heartbeat for the gateway itself: a health check.
-        let res = msg.into_heartbeat_reply();
-        InvokeOutcome::Reply {
-            header: res.header,
-            metadata: res.metadata,
-            payload: res.payload,
-        }
-    } else {
-        match forward(shared, msg).await {
-            Ok(r) => InvokeOutcome::Reply {
-                header: r.header,
-                metadata: r.metadata,
-                payload: r.payload,
-            },
-            Err(e) => InvokeOutcome::Failed(e),
-        }
-    };
-    let mut res = invoke_response(&parts.headers, Some((&path, &method)), outcome);
+    let c = &shared.config;
+    let mut res = serve_invoke(
+        req,
+        c.max_body_size,
+        c.body_read_timeout,
+        |msg| async move {
+            if msg.header.is_heartbeat() && msg.service_path.is_empty() {
+                // A heartbeat for the gateway itself: a health check.
+                let res = msg.into_heartbeat_reply();
+                return InvokeOutcome::Reply {
+                    header: res.header,
+                    metadata: res.metadata,
+                    payload: res.payload,
+                };
+            }
+            match forward(shared, msg).await {
+                Ok(r) => InvokeOutcome::Reply {
+                    header: r.header,
+                    metadata: r.metadata,
+                    payload: r.payload,
+                },
+                Err(e) => InvokeOutcome::Failed(e),
+            }
+        },
+    )
+    .await;
     with_text(&mut res);
     res
 }
@@ -313,10 +293,12 @@ fn with_text(res: &mut Response<HttpBody>) {
 
 async fn jsonrpc_request(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<HttpBody> {
     let (parts, body) = req.into_parts();
-    let body = match read_body(&parts.headers, body, shared.config.max_body_size).await {
-        Ok(b) => b,
-        Err(e) => return close_after(text_response(e.status, e.message)),
-    };
+    let c = &shared.config;
+    let body =
+        match read_body_within(&parts.headers, body, c.max_body_size, c.body_read_timeout).await {
+            Ok(b) => b,
+            Err(e) => return close_after(text_response(e.status, e.message)),
+        };
     serve_jsonrpc(
         &parts.headers,
         &body,

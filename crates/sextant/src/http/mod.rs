@@ -312,6 +312,89 @@ where
     }
 }
 
+/// [`read_body`] bounded by `timeout` (`408` when the body has not arrived by then). A body that
+/// is already in costs no timer.
+pub async fn read_body_within<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, InvokeError>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    let read = read_body(headers, body, limit);
+    tokio::pin!(read);
+    if let std::task::Poll::Ready(r) = futures::poll!(read.as_mut()) {
+        return r;
+    }
+    match tokio::time::timeout(timeout, read).await {
+        Ok(r) => r,
+        Err(_) => Err(InvokeError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("rpcx: the request body did not arrive within {timeout:?}"),
+        )),
+    }
+}
+
+/// Marks `res` as the last response of its connection (`Connection: close`): for requests
+/// whose body was not read to its end.
+pub fn close_after(mut res: Response<HttpBody>) -> Response<HttpBody> {
+    res.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+/// Serves one HTTP invoke request, as Go rpcx's `handleGatewayRequest`: only `GET`, `POST` and
+/// `PUT` (`405` otherwise), the body read within `max_body_size` and `body_read_timeout`, turned
+/// into an rpcx request by [`invoke_request`] and answered by [`invoke_response`] with what
+/// `call` made of it. The server's service port and the gateway both answer with this.
+pub async fn serve_invoke<B, F, Fut>(
+    req: http::Request<B>,
+    max_body_size: usize,
+    body_read_timeout: std::time::Duration,
+    call: F,
+) -> Response<HttpBody>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+    F: FnOnce(Message) -> Fut,
+    Fut: std::future::Future<Output = InvokeOutcome>,
+{
+    let (parts, body) = req.into_parts();
+    if !matches!(
+        parts.method,
+        http::Method::GET | http::Method::POST | http::Method::PUT
+    ) {
+        let mut res = text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+        res.headers_mut().insert(
+            http::header::ALLOW,
+            HeaderValue::from_static("GET, POST, PUT"),
+        );
+        return res;
+    }
+    let body = match read_body_within(&parts.headers, body, max_body_size, body_read_timeout).await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            return close_after(invoke_response(
+                &parts.headers,
+                None,
+                InvokeOutcome::Failed(e),
+            ))
+        }
+    };
+    let msg = match invoke_request(&parts.headers, parts.uri.path(), body) {
+        Ok(m) => m,
+        Err(e) => return invoke_response(&parts.headers, None, InvokeOutcome::Failed(e)),
+    };
+    let path = msg.service_path.clone();
+    let method = msg.service_method.clone();
+    let outcome = call(msg).await;
+    invoke_response(&parts.headers, Some((&path, &method)), outcome)
+}
+
 fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
     let v = HeaderValue::from_str(value).unwrap_or_else(|_| {
         // Only reachable for texts with control characters: send them escaped.

@@ -27,7 +27,7 @@ use tower::{Layer, ServiceExt};
 use super::call::process;
 use super::ServerInner;
 use crate::http::{
-    invoke_request, invoke_response, read_body, serve_jsonrpc, text_response, CorsLayer, HttpBody,
+    close_after, read_body_within, serve_invoke, serve_jsonrpc, text_response, CorsLayer, HttpBody,
     InvokeError, InvokeOutcome, JsonRpcCall, JsonRpcError, JsonRpcOptions, CODE_INTERNAL_ERROR,
 };
 use crate::transport::{PeerAddr, Stream};
@@ -322,82 +322,37 @@ fn connect(conn: &Conn, req: &mut Request<Incoming>) -> Response<HttpBody> {
     res
 }
 
-/// [`read_body`] bounded by [`HttpOptions::body_read_timeout`] (`408` when it runs out).
-async fn read_body_within(
-    opts: &HttpOptions,
-    headers: &http::HeaderMap,
-    body: Incoming,
-    limit: usize,
-) -> Result<Bytes, InvokeError> {
-    let read = read_body(headers, body, limit);
-    tokio::pin!(read);
-    // Most bodies are already in: no timer for them.
-    if let Poll::Ready(r) = futures::poll!(read.as_mut()) {
-        return r;
-    }
-    match tokio::time::timeout(opts.body_read_timeout, read).await {
-        Ok(r) => r,
-        Err(_) => Err(InvokeError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "rpcx: the request body did not arrive within {:?}",
-                opts.body_read_timeout
-            ),
-        )),
-    }
-}
-
-fn close_after(mut res: Response<HttpBody>) -> Response<HttpBody> {
-    res.headers_mut().insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
-    );
-    res
-}
-
 async fn invoke(conn: &Conn, req: Request<Incoming>) -> Response<HttpBody> {
-    let (parts, body) = req.into_parts();
-    if !matches!(parts.method, Method::GET | Method::POST | Method::PUT) {
-        let mut res = text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-        res.headers_mut().insert(
-            http::header::ALLOW,
-            http::HeaderValue::from_static("GET, POST, PUT"),
-        );
-        return res;
-    }
-    let limit = conn.server.options.http.max_body_size;
-    let body = match read_body_within(&conn.server.options.http, &parts.headers, body, limit).await
-    {
-        Ok(b) => b,
-        Err(e) => {
-            return close_after(invoke_response(
-                &parts.headers,
-                None,
-                InvokeOutcome::Failed(e),
-            ))
-        }
-    };
-    let msg = match invoke_request(&parts.headers, parts.uri.path(), body) {
-        Ok(m) => m,
-        Err(e) => return invoke_response(&parts.headers, None, InvokeOutcome::Failed(e)),
-    };
-    let path = msg.service_path.clone();
-    let method = msg.service_method.clone();
-    let outcome = match call(conn, msg, false).await {
-        Ok((header, metadata, payload)) => InvokeOutcome::Reply {
-            header,
-            metadata,
-            payload,
+    let opts = &conn.server.options.http;
+    serve_invoke(
+        req,
+        opts.max_body_size,
+        opts.body_read_timeout,
+        |msg| async move {
+            match call(conn, msg, false).await {
+                Ok((header, metadata, payload)) => InvokeOutcome::Reply {
+                    header,
+                    metadata,
+                    payload,
+                },
+                Err(e) => InvokeOutcome::Failed(e),
+            }
         },
-        Err(e) => InvokeOutcome::Failed(e),
-    };
-    invoke_response(&parts.headers, Some((&path, &method)), outcome)
+    )
+    .await
 }
 
 async fn jsonrpc_request(conn: &Arc<Conn>, req: Request<Incoming>) -> Response<HttpBody> {
     let (parts, body) = req.into_parts();
     let opts = &conn.server.options.http;
-    let body = match read_body_within(opts, &parts.headers, body, opts.max_body_size).await {
+    let body = match read_body_within(
+        &parts.headers,
+        body,
+        opts.max_body_size,
+        opts.body_read_timeout,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => return close_after(text_response(e.status, e.message)),
     };
