@@ -18,8 +18,8 @@ use hyper_util::server::conn::auto;
 use sextant::client::RawReply;
 use sextant::http::{
     close_after, full, read_body_within, serve_invoke, serve_jsonrpc, text_response, CorsLayer,
-    HttpBody, InvokeError, InvokeOutcome, JsonRpcCall, JsonRpcError, JsonRpcOptions,
-    CODE_INTERNAL_ERROR, CODE_INVALID_REQUEST, JSONRPC_HEADER,
+    HttpBody, InvokeError, InvokeOutcome, JsonRpcError, JsonRpcOptions, CODE_INTERNAL_ERROR,
+    CODE_INVALID_REQUEST, JSONRPC_HEADER,
 };
 use sextant::protocol::Message;
 use sextant::{keys, CallOptions, Error, FailMode, SelectMode, ServiceDiscovery, XClientOptions};
@@ -299,23 +299,18 @@ async fn jsonrpc_request(shared: &Arc<Shared>, req: Request<Incoming>) -> Respon
             Ok(b) => b,
             Err(e) => return close_after(text_response(e.status, e.message)),
         };
-    serve_jsonrpc(
-        &parts.headers,
-        &body,
-        &shared.config.jsonrpc,
-        |c: JsonRpcCall| {
-            let shared = shared.clone();
-            async move {
-                match forward(&shared, c.message).await {
-                    Ok(r) => Ok(r.payload),
-                    Err(e) if e.status == StatusCode::BAD_REQUEST => {
-                        Err(JsonRpcError::new(CODE_INVALID_REQUEST, e.message))
-                    }
-                    Err(e) => Err(JsonRpcError::new(CODE_INTERNAL_ERROR, e.message)),
+    serve_jsonrpc(&parts.headers, &body, &shared.config.jsonrpc, |message| {
+        let shared = shared.clone();
+        async move {
+            match forward(&shared, message).await {
+                Ok(r) => Ok(r.payload),
+                Err(e) if e.status == StatusCode::BAD_REQUEST => {
+                    Err(JsonRpcError::new(CODE_INVALID_REQUEST, e.message))
                 }
+                Err(e) => Err(JsonRpcError::new(CODE_INTERNAL_ERROR, e.message)),
             }
-        },
-    )
+        }
+    })
     .await
 }
 

@@ -91,14 +91,6 @@ impl fmt::Display for JsonRpcError {
     }
 }
 
-/// One call of a JSON-RPC request, as an rpcx request message: JSON serialize type, the
-/// `params` as payload, oneway when it is a notification.
-#[derive(Debug)]
-pub struct JsonRpcCall {
-    /// The rpcx request.
-    pub message: Message,
-}
-
 #[derive(Deserialize)]
 struct Request {
     #[serde(default)]
@@ -146,8 +138,9 @@ fn error_reply(id: Option<&RawValue>, code: i64, message: impl Into<String>) -> 
 }
 
 /// Answers a JSON-RPC 2.0 request (one object or a batch) whose body is `body`. `call` runs one
-/// rpcx call and returns the reply payload (JSON) or an error; for a notification (a oneway
-/// message) its reply is ignored, so it may return at once and run the call in the background.
+/// rpcx call, given as a request message (JSON serialize type, `params` as payload, oneway for a
+/// notification), and returns the reply payload (JSON) or an error; for a notification its reply
+/// is ignored, so it may return at once and run the call in the background.
 pub async fn serve_jsonrpc<F, Fut>(
     headers: &HeaderMap,
     body: &[u8],
@@ -155,7 +148,7 @@ pub async fn serve_jsonrpc<F, Fut>(
     call: F,
 ) -> Response<HttpBody>
 where
-    F: Fn(JsonRpcCall) -> Fut,
+    F: Fn(Message) -> Fut,
     Fut: Future<Output = Result<Bytes, JsonRpcError>>,
 {
     let meta = request_metadata(headers);
@@ -250,7 +243,7 @@ fn request_metadata(headers: &HeaderMap) -> Metadata {
 
 async fn one<F, Fut>(entry: &[u8], meta: &Metadata, call: &F) -> Answer
 where
-    F: Fn(JsonRpcCall) -> Fut,
+    F: Fn(Message) -> Fut,
     Fut: Future<Output = Result<Bytes, JsonRpcError>>,
 {
     let req: Request = match serde_json::from_slice(entry) {
@@ -305,7 +298,7 @@ where
         metadata: meta.clone(),
         payload,
     };
-    let result = call(JsonRpcCall { message }).await;
+    let result = call(message).await;
     let id = id?;
     Some(match result {
         Ok(payload) => match std::str::from_utf8(&payload)

@@ -49,9 +49,9 @@ use sextant_protocol::{
 };
 
 pub use jsonrpc::{
-    serve_jsonrpc, JsonRpcCall, JsonRpcError, JsonRpcOptions, CODE_INTERNAL_ERROR,
-    CODE_INVALID_PARAMS, CODE_INVALID_REQUEST, CODE_METHOD_NOT_FOUND, CODE_PARSE_ERROR,
-    CODE_UNKNOWN_ERROR, JSONRPC_HEADER,
+    serve_jsonrpc, JsonRpcError, JsonRpcOptions, CODE_INTERNAL_ERROR, CODE_INVALID_PARAMS,
+    CODE_INVALID_REQUEST, CODE_METHOD_NOT_FOUND, CODE_PARSE_ERROR, CODE_UNKNOWN_ERROR,
+    JSONRPC_HEADER,
 };
 pub use tower_http::cors::CorsLayer;
 

@@ -28,7 +28,7 @@ use super::call::process;
 use super::ServerInner;
 use crate::http::{
     close_after, read_body_within, serve_invoke, serve_jsonrpc, text_response, CorsLayer, HttpBody,
-    InvokeError, InvokeOutcome, JsonRpcCall, JsonRpcError, JsonRpcOptions, CODE_INTERNAL_ERROR,
+    InvokeError, InvokeOutcome, JsonRpcError, JsonRpcOptions, CODE_INTERNAL_ERROR,
 };
 use crate::transport::{PeerAddr, Stream};
 use crate::util::lock;
@@ -261,7 +261,7 @@ pub(crate) async fn serve(server: Arc<ServerInner>, stream: Stream, first: Bytes
     }
 }
 
-async fn handle(conn: &Arc<Conn>, mut req: Request<Incoming>) -> Response<HttpBody> {
+async fn handle(conn: &Conn, mut req: Request<Incoming>) -> Response<HttpBody> {
     let path = req.uri().path();
     let rpc_path = path == keys::DEFAULT_RPC_PATH || path == GEERPC_PATH;
     if req.method() == Method::CONNECT {
@@ -324,25 +324,13 @@ fn connect(conn: &Conn, req: &mut Request<Incoming>) -> Response<HttpBody> {
 
 async fn invoke(conn: &Conn, req: Request<Incoming>) -> Response<HttpBody> {
     let opts = &conn.server.options.http;
-    serve_invoke(
-        req,
-        opts.max_body_size,
-        opts.body_read_timeout,
-        |msg| async move {
-            match call(conn, msg, false).await {
-                Ok((header, metadata, payload)) => InvokeOutcome::Reply {
-                    header,
-                    metadata,
-                    payload,
-                },
-                Err(e) => InvokeOutcome::Failed(e),
-            }
-        },
-    )
+    serve_invoke(req, opts.max_body_size, opts.body_read_timeout, |msg| {
+        call(&conn.server, &conn.peer, msg, false)
+    })
     .await
 }
 
-async fn jsonrpc_request(conn: &Arc<Conn>, req: Request<Incoming>) -> Response<HttpBody> {
+async fn jsonrpc_request(conn: &Conn, req: Request<Incoming>) -> Response<HttpBody> {
     let (parts, body) = req.into_parts();
     let opts = &conn.server.options.http;
     let body = match read_body_within(
@@ -356,37 +344,34 @@ async fn jsonrpc_request(conn: &Arc<Conn>, req: Request<Incoming>) -> Response<H
         Ok(b) => b,
         Err(e) => return close_after(text_response(e.status, e.message)),
     };
-    serve_jsonrpc(&parts.headers, &body, &opts.jsonrpc, |c: JsonRpcCall| {
-        let conn = conn.clone();
-        jsonrpc_call(conn, c.message)
+    serve_jsonrpc(&parts.headers, &body, &opts.jsonrpc, |msg| {
+        jsonrpc_call(conn.server.clone(), conn.peer.clone(), msg)
     })
     .await
 }
 
-async fn jsonrpc_call(conn: Arc<Conn>, msg: Message) -> Result<Bytes, JsonRpcError> {
-    {
-        if msg.header.is_oneway() {
-            // A notification: answered at once, run in the background (as rpcx does).
-            let server = conn.server.clone();
-            let peer = conn.peer.clone();
-            conn.server.tracker.spawn(async move {
-                let c = Conn {
-                    server,
-                    peer,
-                    upgrade: Mutex::new(None),
-                };
-                let _ = call(&c, msg, true).await;
-            });
-            return Ok(Bytes::new());
+async fn jsonrpc_call(
+    server: Arc<ServerInner>,
+    peer: PeerAddr,
+    msg: Message,
+) -> Result<Bytes, JsonRpcError> {
+    if msg.header.is_oneway() {
+        // A notification: answered at once, run in the background (as rpcx does).
+        let s = server.clone();
+        server.tracker.spawn(async move {
+            call(&s, &peer, msg, true).await;
+        });
+        return Ok(Bytes::new());
+    }
+    match call(&server, &peer, msg, false).await {
+        InvokeOutcome::Reply {
+            header, metadata, ..
+        } if header.status() == MessageStatusType::Error => {
+            let text = metadata.get(keys::SERVICE_ERROR).unwrap_or("unknown error");
+            Err(JsonRpcError::new(CODE_INTERNAL_ERROR, text))
         }
-        match call(&conn, msg, false).await {
-            Ok((header, metadata, _)) if header.status() == MessageStatusType::Error => {
-                let text = metadata.get(keys::SERVICE_ERROR).unwrap_or("unknown error");
-                Err(JsonRpcError::new(CODE_INTERNAL_ERROR, text))
-            }
-            Ok((_, _, payload)) => Ok(payload),
-            Err(e) => Err(JsonRpcError::new(CODE_INTERNAL_ERROR, e.message)),
-        }
+        InvokeOutcome::Reply { payload, .. } => Ok(payload),
+        InvokeOutcome::Failed(e) => Err(JsonRpcError::new(CODE_INTERNAL_ERROR, e.message)),
     }
 }
 
@@ -396,39 +381,50 @@ async fn jsonrpc_call(conn: Arc<Conn>, msg: Message) -> Result<Bytes, JsonRpcErr
 /// With `keep_oneway` (JSON-RPC notifications) a oneway request stays oneway: the handler sees
 /// it and nothing comes back.
 async fn call(
-    conn: &Conn,
+    server: &Arc<ServerInner>,
+    peer: &PeerAddr,
     mut msg: Message,
     keep_oneway: bool,
-) -> Result<(Header, Metadata, Bytes), InvokeError> {
-    let server = &conn.server;
+) -> InvokeOutcome {
     if msg.header.is_heartbeat() {
         let res = msg.into_heartbeat_reply();
-        return Ok((res.header, res.metadata, res.payload));
+        return InvokeOutcome::Reply {
+            header: res.header,
+            metadata: res.metadata,
+            payload: res.payload,
+        };
     }
     if let Some(auth) = &server.auth {
         let token = msg.metadata.get(keys::AUTH).unwrap_or("").to_string();
         if let Err(text) = auth(&msg, &token).await {
-            tracing::info!(peer = %conn.peer, error = %text, "auth failed for an HTTP request");
-            return Err(InvokeError::new(StatusCode::UNAUTHORIZED, text));
+            tracing::info!(%peer, error = %text, "auth failed for an HTTP request");
+            return InvokeOutcome::Failed(InvokeError::new(StatusCode::UNAUTHORIZED, text));
         }
     }
     if !keep_oneway {
         // Go's HTTP invoke waits for the reply even when X-RPCX-Oneway is set, and sends it.
         msg.header.set_oneway(false);
     }
-    let frame = process(server, msg, conn.peer.clone()).await;
-    let Some(frame) = frame else {
-        let mut h = Header::new();
-        h.set_message_type(sextant_protocol::MessageType::Response);
-        return Ok((h, Metadata::new(), Bytes::new()));
+    let Some(frame) = process(server, msg, peer.clone()).await else {
+        let mut header = Header::new();
+        header.set_message_type(sextant_protocol::MessageType::Response);
+        return InvokeOutcome::Reply {
+            header,
+            metadata: Metadata::new(),
+            payload: Bytes::new(),
+        };
     };
-    let res = Message::parse(frame.freeze()).map_err(|e| {
-        InvokeError::new(
+    match Message::parse(frame.freeze()) {
+        Ok(res) => InvokeOutcome::Reply {
+            header: res.header,
+            metadata: res.metadata,
+            payload: res.payload,
+        },
+        Err(e) => InvokeOutcome::Failed(InvokeError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("rpcx: unreadable response: {e}"),
-        )
-    })?;
-    Ok((res.header, res.metadata, res.payload))
+        )),
+    }
 }
 
 /// A byte stream with bytes already read put back in front.
