@@ -341,7 +341,8 @@ pub(crate) fn check_service_path(path: &str) -> Result<(), InvokeError> {
 /// of the failure.
 async fn forward(shared: &Shared, msg: Message) -> Result<RawReply, InvokeError> {
     let deadline = Instant::now() + shared.config.call_timeout;
-    let path = msg.service_path.to_string();
+    // A shared handle on the request's bytes, not a copy.
+    let path = msg.service_path.clone();
     check_service_path(&path)?;
     let mode = shared.config.mode;
     let lease = match tokio::time::timeout_at(deadline, shared.services.get(&path)).await {
