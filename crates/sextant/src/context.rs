@@ -6,8 +6,19 @@ use std::time::{Duration, Instant};
 
 use sextant_protocol::{ByteStr, Header, Metadata, SerializeType};
 
+use crate::server::ClientConn;
 use crate::transport::PeerAddr;
 use crate::util::lock;
+
+/// Where a call came from.
+#[derive(Clone)]
+pub(crate) enum Origin {
+    /// An rpcx connection (direct or HTTP CONNECT): pushes can go back on it.
+    Conn(ClientConn),
+    /// An HTTP request (HTTP invoke, JSON-RPC): no connection to push to.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    Http(PeerAddr),
+}
 
 /// What a handler knows about the call it is serving: who called, with which metadata, until
 /// when; and where it can leave metadata for the response.
@@ -24,7 +35,7 @@ struct Inner {
     service_path: ByteStr,
     service_method: ByteStr,
     metadata: Metadata,
-    peer: Option<PeerAddr>,
+    origin: Origin,
     deadline: Option<Instant>,
     response_metadata: Mutex<Metadata>,
 }
@@ -35,7 +46,7 @@ impl Context {
         service_path: ByteStr,
         service_method: ByteStr,
         metadata: Metadata,
-        peer: Option<PeerAddr>,
+        origin: Origin,
         deadline: Option<Instant>,
     ) -> Context {
         Context {
@@ -44,7 +55,7 @@ impl Context {
                 service_path,
                 service_method,
                 metadata,
-                peer,
+                origin,
                 deadline,
                 response_metadata: Mutex::new(Metadata::new()),
             }),
@@ -82,7 +93,20 @@ impl Context {
 
     /// The caller's address.
     pub fn peer_addr(&self) -> Option<&PeerAddr> {
-        self.inner.peer.as_ref()
+        Some(match &self.inner.origin {
+            Origin::Conn(c) => c.peer_addr(),
+            Origin::Http(p) => p,
+        })
+    }
+
+    /// The caller's rpcx connection (rpcx's `ctx.Value(server.RemoteConnContextKey)`), through
+    /// which the server can push messages to it; `None` for calls that came over HTTP invoke or
+    /// JSON-RPC. The handle outlives the call.
+    pub fn conn(&self) -> Option<&ClientConn> {
+        match &self.inner.origin {
+            Origin::Conn(c) => Some(c),
+            Origin::Http(_) => None,
+        }
     }
 
     /// When the caller stops waiting, from the request's `__ServerTimeout`. The server drops the
@@ -125,7 +149,7 @@ impl fmt::Debug for Context {
             .field("service_method", &self.service_method())
             .field("seq", &self.seq())
             .field("metadata", self.metadata())
-            .field("peer", &self.inner.peer)
+            .field("peer", &self.peer_addr())
             .field("deadline", &self.inner.deadline)
             .finish()
     }

@@ -156,6 +156,28 @@ pub enum Error {
     /// No server is available to take the call.
     #[error("no server available for {0}")]
     NoServer(String),
+    /// A server push could not be queued ([`ClientConn::send_message`](crate::server::ClientConn::send_message)).
+    /// Never retried.
+    #[error("cannot push to {peer}: {reason}")]
+    Push {
+        /// The client the push was for.
+        peer: Arc<str>,
+        /// Why it was refused.
+        reason: PushError,
+    },
+}
+
+/// Why a server push was refused ([`Error::Push`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// The connection has closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// The connection's push queue is full: the client reads more slowly than the server pushes
+    /// (see [`ServerOptions::push_queue_capacity`](crate::ServerOptions::push_queue_capacity)).
+    #[error("the connection's push queue is full (the client is not reading fast enough)")]
+    Full,
 }
 
 impl Error {

@@ -114,15 +114,18 @@ pub mod transport;
 pub mod util;
 pub mod xclient;
 
-pub use client::{CallOptions, Client, ClientOptions, PendingCall, RawReply, Response};
+pub use client::{
+    CallOptions, Client, ClientOptions, PendingCall, PushOverflow, RawReply, Response,
+    ServerMessage, ServerMessages,
+};
 pub use context::Context;
 pub use discovery::{KVPair, ServiceDiscovery};
-pub use error::{Error, Result, ServiceError};
+pub use error::{Error, PushError, Result, ServiceError};
 pub use query::QueryValues;
 pub use selector::SelectMode;
 pub use server::{
-    Method, RegisterOptions, Server, ServerBuilder, ServerOptions, ServerPlugin, ServerStats,
-    Service,
+    ClientConn, Method, RegisterOptions, Server, ServerBuilder, ServerOptions, ServerPlugin,
+    ServerStats, Service,
 };
 pub use transport::{Address, PeerAddr, ToAddress};
 pub use xclient::{FailMode, XClient, XClientBuilder, XClientOptions};

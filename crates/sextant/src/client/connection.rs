@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use sextant_protocol::{Decoder, Limits, Message, MessageType};
+use sextant_protocol::{ByteStr, Decoder, Limits, Message, MessageType};
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::inflight::InFlight;
+use super::PushSink;
 use super::{Client, ClientInner};
 use crate::error::Error;
 use crate::transport::ReadHalf;
@@ -18,14 +18,26 @@ pub(super) async fn read_loop(
     mut rd: ReadHalf,
     shared: Arc<InFlight>,
     limits: Limits,
-    push: Option<mpsc::Sender<Message>>,
+    push: Option<(PushSink, ByteStr)>,
 ) {
     let mut decoder = Decoder::new(limits);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let reason = 'read: loop {
         loop {
             match decoder.decode(&mut buf) {
-                Ok(Some(msg)) => dispatch(&shared, msg, push.as_ref()),
+                Ok(Some(msg)) => {
+                    if let Some(pushed) = dispatch(&shared, msg) {
+                        match &push {
+                            Some((sink, server)) => {
+                                sink.deliver(server, pushed, &shared.stop).await
+                            }
+                            None => tracing::debug!(
+                                seq = pushed.header.seq(),
+                                "dropping a server-pushed message (server_message_capacity is 0)"
+                            ),
+                        }
+                    }
+                }
                 Ok(None) => break,
                 Err(e) if e.closes_connection() => break 'read Error::from(e),
                 Err(e) => {
@@ -49,22 +61,20 @@ pub(super) async fn read_loop(
     shared.close(reason);
 }
 
-fn dispatch(shared: &InFlight, msg: Message, push: Option<&mpsc::Sender<Message>>) {
+/// Hands a reply to its waiter; returns a server push for the caller to deliver.
+#[inline]
+fn dispatch(shared: &InFlight, msg: Message) -> Option<Message> {
     if msg.header.message_type() == MessageType::Request {
-        // A server push (rpcx's server.SendMessage): a oneway request from the server.
-        match push {
-            Some(p) => {
-                if p.try_send(msg).is_err() {
-                    tracing::warn!(
-                        "server message queue full or closed; dropping a pushed message"
-                    );
-                }
-            }
-            None => {
-                tracing::debug!("dropping a server-pushed message (server_message_capacity is 0)")
-            }
+        // A server push (rpcx's server.SendMessage): Go's client takes a request that is oneway
+        // and not a heartbeat as one, and ignores other requests.
+        if msg.header.is_oneway() && !msg.header.is_heartbeat() {
+            return Some(msg);
         }
-        return;
+        tracing::debug!(
+            seq = msg.header.seq(),
+            "ignoring a request from the server that is not a push"
+        );
+        return None;
     }
     let waiter = shared.take(msg.header.seq());
     match waiter {
@@ -76,6 +86,7 @@ fn dispatch(shared: &InFlight, msg: Message, push: Option<&mpsc::Sender<Message>
             "reply for a call that is no longer waiting"
         ),
     }
+    None
 }
 
 pub(super) async fn heartbeat_loop(client: std::sync::Weak<ClientInner>, stop: CancellationToken) {

@@ -41,11 +41,14 @@ mod connection;
 mod inflight;
 mod options;
 mod pending;
+mod push;
 
 use inflight::{InFlight, RemoveOnDrop};
 pub use options::{CallOptions, ClientOptions};
 use pending::ReplyWait;
 pub use pending::{PendingCall, RawReply, Response};
+pub(crate) use push::PushSink;
+pub use push::{PushOverflow, ServerMessage, ServerMessages};
 
 use crate::error::{Error, Result};
 use crate::transport::{Address, Stream, ToAddress};
@@ -59,7 +62,7 @@ struct ClientInner {
     seq: AtomicU64,
     tx: mpsc::Sender<BytesMut>,
     in_flight: Arc<InFlight>,
-    server_messages: Mutex<Option<mpsc::Receiver<Message>>>,
+    server_messages: Mutex<Option<ServerMessages>>,
 }
 
 impl Drop for ClientInner {
@@ -87,7 +90,15 @@ impl Client {
     /// Connects to `address` (`tcp@host:port`, `unix@/path`, `inprocess@name`, `host:port` or a
     /// `SocketAddr`).
     pub async fn connect(address: impl ToAddress, options: ClientOptions) -> Result<Client> {
-        let address = address.to_address()?;
+        Client::connect_with(address.to_address()?, options, None).await
+    }
+
+    /// Connects; server pushes go to `push` (an XClient's shared queue) when given.
+    pub(crate) async fn connect_with(
+        address: Address,
+        options: ClientOptions,
+        push: Option<PushSink>,
+    ) -> Result<Client> {
         address.check_dialable()?;
         let stream = Stream::connect_in(
             &address,
@@ -95,20 +106,36 @@ impl Client {
             options.in_process.as_ref(),
         )
         .await?;
-        Ok(Client::from_stream(address, stream, options))
+        Ok(Client::from_stream_with(address, stream, options, push))
     }
 
     /// A client over an already connected stream.
     pub fn from_stream(address: Address, stream: Stream, options: ClientOptions) -> Client {
+        Client::from_stream_with(address, stream, options, None)
+    }
+
+    fn from_stream_with(
+        address: Address,
+        stream: Stream,
+        options: ClientOptions,
+        push: Option<PushSink>,
+    ) -> Client {
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel::<BytesMut>(1024);
         let in_flight = Arc::new(InFlight::default());
-        let (push_tx, push_rx) = if options.server_message_capacity > 0 {
-            let (t, r) = mpsc::channel(options.server_message_capacity);
-            (Some(t), Some(r))
-        } else {
-            (None, None)
+        let (push, server_messages) = match push {
+            Some(p) => (Some(p), None),
+            None if options.server_message_capacity > 0 => {
+                let (p, m) = PushSink::channel(
+                    options.server_message_capacity,
+                    options.server_message_overflow,
+                    None,
+                );
+                (Some(p), Some(m))
+            }
+            None => (None, None),
         };
+        let address_text: sextant_protocol::ByteStr = address.to_string().into();
 
         let s = in_flight.clone();
         tokio::spawn(async move {
@@ -122,18 +149,18 @@ impl Client {
             rd,
             in_flight.clone(),
             options.limits,
-            push_tx,
+            push.map(|p| (p, address_text.clone())),
         ));
 
         let client = Client {
             inner: Arc::new(ClientInner {
-                address_text: address.to_string().into(),
+                address_text,
                 address,
                 options,
                 seq: AtomicU64::new(0),
                 tx,
                 in_flight,
-                server_messages: Mutex::new(push_rx),
+                server_messages: Mutex::new(server_messages),
             }),
         };
         if client.inner.options.heartbeat {
@@ -176,9 +203,10 @@ impl Client {
         self.inner.in_flight.stop.cancelled().await;
     }
 
-    /// Messages the server pushed to this client (rpcx's `ServerMessageChan`), if enabled with
-    /// [`ClientOptions::server_message_capacity`]. Can be taken once.
-    pub fn server_messages(&self) -> Option<mpsc::Receiver<Message>> {
+    /// Messages the server pushes to this client (rpcx's `ServerMessageChan`), when enabled with
+    /// [`ClientOptions::server_message_capacity`]; `None` otherwise, and after the first time
+    /// (there is one stream per client). The stream ends when the connection closes.
+    pub fn server_messages(&self) -> Option<ServerMessages> {
         lock(&self.inner.server_messages).take()
     }
 

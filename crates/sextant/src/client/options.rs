@@ -7,6 +7,7 @@ use sextant_protocol::{ByteStr, CompressType, Limits, Metadata, SerializeType};
 
 #[cfg(doc)]
 use super::Client;
+use super::PushOverflow;
 use crate::transport::InProcess;
 
 /// Client settings, named after rpcx's `client.Option`. Every field states its default.
@@ -36,8 +37,12 @@ pub struct ClientOptions {
     /// Codecs, for custom serialize types. Default: the built-in ones.
     pub codecs: Codecs,
     /// Capacity of the queue of messages pushed by the server (see
-    /// [`Client::server_messages`]); 0 disables it. Default: 0.
+    /// [`Client::server_messages`]); 0 disables it (pushes are dropped, as a Go client without
+    /// `ServerMessageChan` does). Default: 0.
     pub server_message_capacity: usize,
+    /// What happens to a push when that queue is full (rpcx's `BidirectionalBlock`). Default:
+    /// [`PushOverflow::Drop`], counted in [`ServerMessages::dropped`](super::ServerMessages::dropped).
+    pub server_message_overflow: PushOverflow,
     /// The hub in which `inprocess@` addresses are dialled. Default: none, meaning the
     /// process-wide hub [`InProcess::global`].
     pub in_process: Option<InProcess>,
@@ -57,6 +62,7 @@ impl Default for ClientOptions {
             limits: Limits::default(),
             codecs: Codecs::default(),
             server_message_capacity: 0,
+            server_message_overflow: PushOverflow::Drop,
             in_process: None,
         }
     }
@@ -115,6 +121,12 @@ impl ClientOptions {
     /// Sets the limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets [`server_message_overflow`](ClientOptions::server_message_overflow).
+    pub fn server_message_overflow(mut self, overflow: PushOverflow) -> Self {
+        self.server_message_overflow = overflow;
         self
     }
 

@@ -81,6 +81,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets [`ServerOptions::push_queue_capacity`] (at least 1).
+    pub fn push_queue_capacity(mut self, n: usize) -> Self {
+        self.options.push_queue_capacity = n.max(1);
+        self
+    }
+
     /// Sets [`ServerOptions::max_concurrent_requests`] (at least 1).
     pub fn max_concurrent_requests(mut self, n: usize) -> Self {
         self.options.max_concurrent_requests = n.max(1);

@@ -14,15 +14,14 @@ use sextant_protocol::{keys, Message};
 
 use super::handler::{error_outcome, Handler, Outcome};
 use super::ServerInner;
-use crate::context::Context;
-use crate::transport::PeerAddr;
+use crate::context::{Context, Origin};
 
 /// Serves one request; returns the response frame, or `None` when nothing is to be sent
 /// (oneway).
 pub(crate) async fn process(
     server: &Arc<ServerInner>,
     msg: Message,
-    peer: PeerAddr,
+    origin: Origin,
 ) -> Option<BytesMut> {
     let Message {
         header,
@@ -38,7 +37,7 @@ pub(crate) async fn process(
         service_path,
         service_method,
         metadata,
-        Some(peer),
+        origin,
         deadline,
     );
 

@@ -18,8 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::call::process;
 use super::handler::error_frame;
-use super::ServerInner;
+use super::{ClientConn, ServerInner};
+use crate::context::Origin;
 use crate::transport::{PeerAddr, Stream};
+use crate::util::lock;
 
 const READ_CHUNK: usize = 16 * 1024;
 /// A connection with no bytes read for this long gives its read buffer back, so that many idle
@@ -97,10 +99,22 @@ pub(crate) async fn serve_rpcx(
     peer: &PeerAddr,
     mut buf: BytesMut,
 ) {
-    let peer = peer.clone();
     let opts = &server.options;
     let (mut rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<BytesMut>(opts.max_concurrent_requests.max(1) + 16);
+    // Replies (at most one per permit, plus the reader's own error and heartbeat frames) have
+    // `reserved` slots of the writer's queue; pushes may use the rest.
+    let reserved = opts.max_concurrent_requests.max(1) + 16;
+    let (tx, rx) = mpsc::channel::<BytesMut>(reserved + opts.push_queue_capacity.max(1));
+    let conn = ClientConn::new(
+        server.next_conn_id.fetch_add(1, Ordering::Relaxed),
+        peer.clone(),
+        &tx,
+        reserved,
+        server.push_seq.clone(),
+        server.env.clone(),
+    );
+    lock(&server.active).insert(conn.id(), conn.clone());
+    let peer = conn.peer_addr();
     // Closing this connection alone (write failure, force close) without touching the server.
     let conn_stop = server.force.child_token();
     let writer = tokio::spawn(crate::io::write_loop(
@@ -143,7 +157,7 @@ pub(crate) async fn serve_rpcx(
             };
             message_started = None;
             last_activity = Instant::now();
-            match handle_message(server, msg, &peer, &tx, &permits, &conn_stop).await {
+            match handle_message(server, msg, &conn, &tx, &permits, &conn_stop).await {
                 Flow::Continue => {}
                 Flow::Close => break 'conn,
             }
@@ -231,6 +245,8 @@ pub(crate) async fn serve_rpcx(
     if let Ok(Some(e)) = writer.await {
         tracing::debug!(%peer, error = %e, "write error");
     }
+    lock(&server.active).remove(&conn.id());
+    conn.mark_closed();
 }
 
 fn sleep_until(at: Option<Instant>) -> tokio::time::Sleep {
@@ -246,11 +262,12 @@ enum Flow {
 async fn handle_message(
     server: &Arc<ServerInner>,
     msg: Message,
-    peer: &PeerAddr,
+    conn: &ClientConn,
     tx: &mpsc::Sender<BytesMut>,
     permits: &Arc<Semaphore>,
     conn_stop: &CancellationToken,
 ) -> Flow {
+    let peer = conn.peer_addr();
     if msg.header.message_type() == MessageType::Response {
         tracing::debug!(%peer, seq = msg.header.seq(), "ignoring a response sent to the server");
         return Flow::Continue;
@@ -293,11 +310,11 @@ async fn handle_message(
     };
     let server2 = server.clone();
     let tx = tx.clone();
-    let peer = peer.clone();
+    let origin = Origin::Conn(conn.clone());
     server.tracker.spawn(async move {
         let force = server2.force.clone();
         tokio::select! {
-            frame = process(&server2, msg, peer) => {
+            frame = process(&server2, msg, origin) => {
                 if let Some(f) = frame {
                     let _ = tx.send(f).await;
                 }

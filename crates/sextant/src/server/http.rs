@@ -26,6 +26,7 @@ use tower::{Layer, ServiceExt};
 
 use super::call::process;
 use super::ServerInner;
+use crate::context::Origin;
 use crate::http::{
     close_after, read_body_within, serve_invoke, serve_jsonrpc, text_response, CorsLayer, HttpBody,
     InvokeError, InvokeOutcome, JsonRpcError, JsonRpcOptions, CODE_INTERNAL_ERROR,
@@ -405,7 +406,7 @@ async fn call(
         // Go's HTTP invoke waits for the reply even when X-RPCX-Oneway is set, and sends it.
         msg.header.set_oneway(false);
     }
-    let Some(frame) = process(server, msg, peer.clone()).await else {
+    let Some(frame) = process(server, msg, Origin::Http(peer.clone())).await else {
         let mut header = Header::new();
         header.set_message_type(sextant_protocol::MessageType::Response);
         return InvokeOutcome::Reply {

@@ -56,9 +56,11 @@ mod handler;
 mod http;
 mod options;
 mod plugin;
+mod push;
 mod router;
 mod service;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -82,6 +84,7 @@ pub use handler::Method;
 pub use http::{HttpHandler, HttpOptions, HttpRequest};
 pub use options::ServerOptions;
 pub use plugin::{ServerPlugin, ServerStats};
+pub use push::ClientConn;
 use router::Router;
 pub use service::{RegisterOptions, Service};
 
@@ -104,6 +107,12 @@ pub(crate) struct ServerInner {
     pub(crate) connections: AtomicUsize,
     pub(crate) total_connections: AtomicU64,
     pub(crate) calls: AtomicU64,
+    /// The message id of the last push (Go's `Server.seq`), shared with every [`ClientConn`].
+    push_seq: Arc<AtomicU64>,
+    /// Numbers rpcx connections for [`ClientConn::id`].
+    next_conn_id: AtomicU64,
+    /// The live rpcx connections (rpcx's `activeConn`).
+    active: Mutex<HashMap<u64, ClientConn>>,
     #[cfg(feature = "http")]
     pub(crate) http: http::HttpSide,
 }
@@ -133,6 +142,9 @@ impl ServerInner {
             connections: AtomicUsize::new(0),
             total_connections: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            push_seq: Arc::new(AtomicU64::new(0)),
+            next_conn_id: AtomicU64::new(1),
+            active: Mutex::new(HashMap::new()),
         }
     }
 
@@ -216,6 +228,29 @@ impl Server {
             total_connections: self.inner.total_connections.load(Ordering::Relaxed),
             calls: self.inner.calls.load(Ordering::Relaxed),
         }
+    }
+
+    /// The clients' rpcx connections open now (rpcx's `ActiveClientConn`), HTTP CONNECT ones
+    /// included; plain HTTP connections are not listed.
+    pub fn active_connections(&self) -> Vec<ClientConn> {
+        lock(&self.inner.active).values().cloned().collect()
+    }
+
+    /// Sends a message to the client on `conn` (rpcx's `SendMessage`): `payload` as it is, with
+    /// serialize type none; `service_path`, `service_method` and `metadata` may be empty.
+    ///
+    /// Returns once the message is queued for writing, or fails at once with
+    /// [`Error::Push`] when the connection has closed or its push queue
+    /// ([`ServerOptions::push_queue_capacity`]) is full. See [`ClientConn::send_message`].
+    pub fn send_message(
+        &self,
+        conn: &ClientConn,
+        service_path: &str,
+        service_method: &str,
+        metadata: &sextant_protocol::Metadata,
+        payload: &[u8],
+    ) -> Result<()> {
+        conn.send_message(service_path, service_method, metadata, payload)
     }
 
     /// The addresses this server listens on.

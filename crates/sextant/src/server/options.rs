@@ -38,6 +38,11 @@ pub struct ServerOptions {
     pub max_concurrent_requests: usize,
     /// Message and decompressed-payload size limits. Default: 16 MiB each.
     pub limits: Limits,
+    /// Server pushes ([`ClientConn::send_message`](super::ClientConn::send_message)) that may
+    /// wait to be written on one connection; one more fails at once with
+    /// [`PushError::Full`](crate::PushError::Full). The queue's slots for call replies are kept
+    /// apart, so pushes never take them. Default: 1024.
+    pub push_queue_capacity: usize,
     /// Turns off HTTP invoke on the service port (rpcx's `DisableHTTPGateway`). Default: `false`.
     #[cfg(feature = "http")]
     pub disable_http_gateway: bool,
@@ -57,6 +62,7 @@ impl Default for ServerOptions {
             idle_timeout: None,
             max_concurrent_requests: 1024,
             limits: Limits::default(),
+            push_queue_capacity: 1024,
             #[cfg(feature = "http")]
             disable_http_gateway: false,
             #[cfg(feature = "http")]

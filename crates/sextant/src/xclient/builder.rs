@@ -17,7 +17,7 @@ use super::pool::DialConfig;
 use super::servers::{watch, Snapshot};
 use super::{ClientPlugin, FailMode, Inner, SelectorSlot, XClient, XClientOptions};
 use crate::breaker::Breaker;
-use crate::client::ClientOptions;
+use crate::client::{ClientOptions, PushOverflow, PushSink};
 use crate::discovery::ServiceDiscovery;
 use crate::error::{Error, Result};
 use crate::selector::{ClosestSelector, SelectMode, Selector};
@@ -215,6 +215,21 @@ impl XClientBuilder {
         self
     }
 
+    /// Makes a bidirectional XClient (rpcx's `NewBidirectionalXClient`): the messages every
+    /// server pushes on its connection are merged into one queue of `capacity` messages, read
+    /// through [`XClient::server_messages`] ([`ClientOptions::server_message_capacity`]).
+    pub fn bidirectional(mut self, capacity: usize) -> Self {
+        self.options.client.server_message_capacity = capacity;
+        self
+    }
+
+    /// Sets what happens to a push when that queue is full
+    /// ([`ClientOptions::server_message_overflow`], rpcx's `BidirectionalBlock`).
+    pub fn server_message_overflow(mut self, overflow: PushOverflow) -> Self {
+        self.options.client.server_message_overflow = overflow;
+        self
+    }
+
     /// Sets [`ClientOptions::max_wait_for_heartbeat`].
     pub fn max_wait_for_heartbeat(mut self, t: Duration) -> Self {
         self.options.client.max_wait_for_heartbeat = t;
@@ -279,7 +294,19 @@ impl XClientBuilder {
         // made without one.
         let mut client_options = options.client.clone();
         let auth = client_options.auth_token.take();
+        let stop = CancellationToken::new();
+        let (push, server_messages) = if client_options.server_message_capacity > 0 {
+            let (sink, messages) = PushSink::channel(
+                client_options.server_message_capacity,
+                client_options.server_message_overflow,
+                Some(stop.clone()),
+            );
+            (Some(sink), Some(messages))
+        } else {
+            (None, None)
+        };
         let config = Arc::new(DialConfig {
+            push,
             client_options,
             reconnect_backoff: options.reconnect_backoff,
             max_reconnect_backoff: options.max_reconnect_backoff,
@@ -298,8 +325,9 @@ impl XClientBuilder {
             servers: ArcSwap::from_pointee(Snapshot::default()),
             auth: ArcSwapOption::new(auth.map(Arc::new)),
             update_lock: Mutex::new(()),
-            stop: CancellationToken::new(),
+            stop,
             closed: AtomicBool::new(false),
+            server_messages: Mutex::new(server_messages),
             discovery,
         });
         let mut rx = inner.discovery.watch_services();

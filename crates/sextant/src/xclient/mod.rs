@@ -90,6 +90,7 @@ pub use options::{FailMode, XClientOptions};
 pub use plugin::{CallInfo, ClientPlugin};
 
 use crate::breaker::BreakerState;
+use crate::client::ServerMessages;
 use crate::discovery::ServiceDiscovery;
 use crate::error::{Error, Result};
 use crate::selector::{ClosestSelector, SelectMode, Selector, ServerNode};
@@ -117,6 +118,8 @@ struct Inner {
     stop: CancellationToken,
     closed: AtomicBool,
     discovery: Arc<dyn ServiceDiscovery>,
+    /// The merged pushes of a bidirectional XClient, until taken.
+    server_messages: Mutex<Option<ServerMessages>>,
 }
 
 impl Drop for Inner {
@@ -285,6 +288,16 @@ impl XClient {
     /// Whether [`close`](XClient::close) was called.
     pub fn is_closed(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// The messages its servers push (rpcx's `NewBidirectionalXClient` channel), merged into one
+    /// stream, when built with [`bidirectional`](XClientBuilder::bidirectional); `None`
+    /// otherwise, and after the first time. Each [`ServerMessage`](crate::client::ServerMessage)
+    /// names the server it came from. Only servers this XClient has a connection to can push to
+    /// it: a connection is made on the first call that picks the server. The stream ends once
+    /// the XClient is closed and the queued messages are read.
+    pub fn server_messages(&self) -> Option<ServerMessages> {
+        lock(&self.inner.server_messages).take()
     }
 
     /// Closes every connection and stops watching discovery (rpcx's `Close`). Calls in flight

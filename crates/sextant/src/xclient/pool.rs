@@ -14,7 +14,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 
 use super::plugin::ClientPlugin;
 use crate::breaker::{Breaker, BreakerState, GenBreaker};
-use crate::client::{Client, ClientOptions};
+use crate::client::{Client, ClientOptions, PushSink};
 use crate::error::{Error, Result};
 use crate::transport::Address;
 use crate::util::{lock, Backoff};
@@ -30,6 +30,8 @@ pub(crate) struct DialConfig {
     pub(crate) max_reconnect_backoff: Duration,
     pub(crate) gen_breaker: Option<GenBreaker>,
     pub(crate) plugins: ArcSwap<Vec<Arc<dyn ClientPlugin>>>,
+    /// The queue every connection's server pushes go to (a bidirectional XClient).
+    pub(crate) push: Option<PushSink>,
 }
 
 struct State {
@@ -141,7 +143,9 @@ impl Endpoint {
         let address = self.address.clone();
         let config = self.config.clone();
         let task = tokio::spawn(async move {
-            let r = Client::connect(address, config.client_options.clone()).await;
+            let r =
+                Client::connect_with(address, config.client_options.clone(), config.push.clone())
+                    .await;
             if let Some(ep) = weak.upgrade() {
                 ep.finish_dial(&r);
             }

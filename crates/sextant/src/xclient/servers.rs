@@ -175,6 +175,7 @@ mod tests {
             max_reconnect_backoff: Duration::from_secs(1),
             gen_breaker: None,
             plugins: Default::default(),
+            push: None,
         })
     }
 
