@@ -1,8 +1,15 @@
 //! Calls an rpcx server (a Go one, or `interop-server`) the way Go's rpcx client would: Arith.Mul
 //! over msgpack and JSON, Hello.Say over protobuf, Echo with gzip.
 //!
-//! Run: `cargo run --example interop-client -- --addr 127.0.0.1:8972 [--auth TOKEN]`
-//! Without `--addr` it starts its own interop server first.
+//! With `--bidirectional` it instead makes one call (Arith.Mul) on a client that accepts server
+//! pushes (rpcx's bidirectional client), waits up to 5 s for pushes (less with `--pushes N`: until
+//! `N` have come), and prints `pushes received: K` (and how many were not well-formed
+//! `Push.Tick` messages) — facing `interop-server --push N` or a Go server that does the same.
+//!
+//! Run: `cargo run --example interop-client -- --addr 127.0.0.1:8972 [--auth TOKEN]
+//! [--bidirectional [--pushes N]]`
+//! Without `--addr` it starts its own interop server first (pushing 3 ticks with
+//! `--bidirectional`).
 
 use std::time::Duration;
 
@@ -13,22 +20,40 @@ use sextant_interop::{Args, BenchmarkMessage, Reply};
 async fn main() -> sextant::Result<()> {
     let mut addr = None;
     let mut auth = None;
+    let mut bidirectional = false;
+    let mut expect_pushes = None;
     let mut args = std::env::args().skip(1);
+    let usage = || -> ! {
+        eprintln!(
+            "usage: interop-client [--addr HOST:PORT] [--auth TOKEN] [--bidirectional [--pushes N]]"
+        );
+        std::process::exit(2);
+    };
     while let Some(a) = args.next() {
         match a.as_str() {
             "--addr" => addr = args.next(),
             "--auth" => auth = args.next(),
-            _ => {
-                eprintln!("usage: interop-client [--addr HOST:PORT] [--auth TOKEN]");
-                std::process::exit(2);
+            "--bidirectional" => bidirectional = true,
+            "--pushes" => {
+                expect_pushes = Some(
+                    args.next()
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or_else(|| usage()),
+                )
             }
+            _ => usage(),
         }
     }
     let mut own = None;
     let addr = match addr {
         Some(a) => a,
         None => {
-            let s = sextant_interop::interop_server(auth.clone())?;
+            let mut builder = sextant::Server::builder();
+            if bidirectional {
+                builder = builder.plugin(sextant_interop::PushTicks::new(3));
+                expect_pushes = expect_pushes.or(Some(3));
+            }
+            let s = sextant_interop::interop_server_from(builder, auth.clone())?;
             let a = s.start("tcp@127.0.0.1:0").await?.to_string();
             own = Some(s);
             a
@@ -38,7 +63,40 @@ async fn main() -> sextant::Result<()> {
     if let Some(t) = auth {
         options = options.auth_token(t);
     }
+    if bidirectional {
+        options = options.server_message_capacity(1024);
+    }
     let client = Client::connect(addr.as_str(), options).await?;
+
+    if bidirectional {
+        let mut pushes = client.server_messages().expect("enabled above");
+        let r: Reply = client.call("Arith", "Mul", &Args { a: 10, b: 20 }).await?;
+        println!("Arith.Mul: 10 * 20 = {}", r.c);
+        let (mut received, mut malformed) = (0u64, 0u64);
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        while expect_pushes.is_none_or(|n| received < n) {
+            match tokio::time::timeout_at(until, pushes.recv()).await {
+                Ok(Some(m)) => {
+                    received += 1;
+                    if !sextant_interop::is_tick(&m) {
+                        malformed += 1;
+                        eprintln!("not a Push.Tick: {m:?}");
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        println!("pushes received: {received}");
+        println!("pushes malformed: {malformed}");
+        client.close();
+        if let Some(s) = own {
+            s.shutdown(Duration::from_secs(1)).await?;
+        }
+        if malformed > 0 || expect_pushes.is_some_and(|n| received != n) {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
 
     for st in [SerializeType::MSGPACK, SerializeType::JSON] {
         let r = client

@@ -4,17 +4,19 @@
 //!
 //! The same port answers rpcx, HTTP invoke and JSON-RPC 2.0 as a Go rpcx server does; the
 //! switches turn them off as Go's `DisableHTTPGateway` and `DisableJSONRPC` do, and `--cors`
-//! sets rpcx's `AllowAllCORSOptions`.
+//! sets rpcx's `AllowAllCORSOptions`. With `--push N`, after a client's first call on a
+//! connection the server pushes it `N` messages `Push.Tick` (metadata `seq=i`, payload `tick-i`,
+//! `i` from 1), as Go's `Server.SendMessage` does; `interop-client --bidirectional` counts them.
 //!
 //! Run: `cargo run --example interop-server -- --addr 127.0.0.1:8972 [--auth TOKEN]
-//! [--disable-http-gateway] [--disable-jsonrpc] [--cors]`
+//! [--disable-http-gateway] [--disable-jsonrpc] [--cors] [--push N]`
 
 use std::time::Duration;
 
 fn usage() -> ! {
     eprintln!(
         "usage: interop-server [--addr HOST:PORT | --addr unix@/path] [--auth TOKEN] \
-         [--disable-http-gateway] [--disable-jsonrpc] [--cors]"
+         [--disable-http-gateway] [--disable-jsonrpc] [--cors] [--push N]"
     );
     std::process::exit(2)
 }
@@ -26,6 +28,7 @@ async fn main() -> sextant::Result<()> {
         .init();
     let mut addr = "127.0.0.1:8972".to_string();
     let mut auth = None;
+    let mut push = None;
     let mut builder = sextant::Server::builder();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -35,8 +38,15 @@ async fn main() -> sextant::Result<()> {
             "--disable-http-gateway" => builder = builder.disable_http_gateway(),
             "--disable-jsonrpc" => builder = builder.disable_jsonrpc(),
             "--cors" => builder = builder.cors(sextant::http::cors_allow_all()),
+            "--push" => {
+                let n = args.next().and_then(|n| n.parse::<u32>().ok());
+                push = Some(n.unwrap_or_else(|| usage()));
+            }
             _ => usage(),
         }
+    }
+    if let Some(n) = push {
+        builder = builder.plugin(sextant_interop::PushTicks::new(n));
     }
     let server = sextant_interop::interop_server_from(builder, auth)?;
     let bound = server.start(addr.as_str()).await?;

@@ -8,9 +8,20 @@
 //!
 //! [`register_all`] puts them on a server; the `interop-server` example serves them, and the
 //! compatibility tests replay Go's captured requests against them.
+//!
+//! [`PushTicks`] is `interop-server --push N`: after a client's first call on a connection, the
+//! server pushes `N` messages `Push.Tick` to it; [`is_tick`] checks one on the client side
+//! (`interop-client --bidirectional`).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sextant::{Context, Proto, Raw, Server, ServiceError};
+use sextant::{
+    ClientConn, Context, Error, Metadata, Proto, PushError, Raw, Server, ServerMessage,
+    ServerPlugin, ServiceError,
+};
 
 /// rpcx-benchmark's message, and the request its client sends (581 bytes of protobuf); from the
 /// benchmark driver crate, so that the benchmark and these services share one definition.
@@ -155,4 +166,83 @@ pub fn interop_server_from(
     let server = builder.build();
     register_all(&server)?;
     Ok(server)
+}
+
+/// The service path of the interop pushes.
+pub const PUSH_SERVICE: &str = "Push";
+/// The method of the interop pushes.
+pub const PUSH_METHOD: &str = "Tick";
+
+/// `interop-server --push N`: after a client's first call on a connection (whatever the call),
+/// the server pushes `n` messages to that connection: service path `Push`, method `Tick`,
+/// metadata `seq=i` and raw payload `tick-i` for `i` in `1..=n`, as Go's `SendMessage` sends
+/// them. A Go bidirectional client counts them, as `interop-client --bidirectional` does.
+pub struct PushTicks {
+    n: u32,
+    pushed: Arc<Mutex<HashSet<u64>>>,
+}
+
+impl PushTicks {
+    /// Pushes `n` ticks to every connection after its first call.
+    pub fn new(n: u32) -> PushTicks {
+        PushTicks {
+            n,
+            pushed: Arc::default(),
+        }
+    }
+}
+
+impl ServerPlugin for PushTicks {
+    fn post_call(&self, ctx: &Context, _error: Option<&str>, _elapsed: Duration) {
+        let Some(conn) = ctx.conn() else { return };
+        if !self.pushed.lock().unwrap().insert(conn.id()) {
+            return;
+        }
+        let conn = conn.clone();
+        let n = self.n;
+        let pushed = self.pushed.clone();
+        tokio::spawn(async move {
+            match push_ticks(&conn, n).await {
+                Ok(()) => println!("pushed {n} ticks to {}", conn.peer_addr()),
+                Err(e) => eprintln!("pushing ticks to {}: {e}", conn.peer_addr()),
+            }
+            // Forget the connection once it is gone, so the set stays as small as the open
+            // connections.
+            conn.closed().await;
+            pushed.lock().unwrap().remove(&conn.id());
+        });
+    }
+}
+
+/// Pushes ticks `1..=n` to `conn`. When the connection's push queue is full it waits a little
+/// and tries again (for at most 10 s in all); a closed connection ends it with the error.
+pub async fn push_ticks(conn: &ClientConn, n: u32) -> sextant::Result<()> {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
+    for i in 1..=n {
+        let mut meta = Metadata::new();
+        meta.insert("seq", i.to_string());
+        let payload = format!("tick-{i}");
+        loop {
+            match conn.send_message(PUSH_SERVICE, PUSH_METHOD, &meta, payload.as_bytes()) {
+                Ok(()) => break,
+                Err(Error::Push {
+                    reason: PushError::Full,
+                    ..
+                }) if tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(Duration::from_millis(1)).await
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `m` is a well-formed interop tick: `Push.Tick`, metadata `seq=i`, payload `tick-i`.
+pub fn is_tick(m: &ServerMessage) -> bool {
+    m.service_path() == PUSH_SERVICE
+        && m.service_method() == PUSH_METHOD
+        && m.metadata()
+            .get("seq")
+            .is_some_and(|i| m.payload()[..] == *format!("tick-{i}").as_bytes())
 }

@@ -509,12 +509,10 @@ async fn pushes_and_replies_interleave_without_loss() {
         }
         sent
     });
-    let calls = futures::future::join_all(
-        (0..200u32).map(|i| {
-            let c = client.clone();
-            async move { c.call::<_, u32>("Chat", "Join", &0u32).await.map(|n| n + i) }
-        }),
-    )
+    let calls = futures::future::join_all((0..200u32).map(|i| {
+        let c = client.clone();
+        async move { c.call::<_, u32>("Chat", "Join", &0u32).await.map(|n| n + i) }
+    }))
     .await;
     for (i, r) in calls.into_iter().enumerate() {
         assert_eq!(r.unwrap(), i as u32);
@@ -530,7 +528,11 @@ async fn calls_over_http_have_no_connection_to_push_to() {
     let server = Server::new();
     server
         .register_fn("Probe", "HasConn", |cx: Context, _: Raw| async move {
-            Ok::<_, ServiceError>(Raw::from(if cx.conn().is_some() { &b"yes"[..] } else { &b"no"[..] }))
+            Ok::<_, ServiceError>(Raw::from(if cx.conn().is_some() {
+                &b"yes"[..]
+            } else {
+                &b"no"[..]
+            }))
         })
         .unwrap();
     let address = server.start("tcp@127.0.0.1:0").await.unwrap().to_string();
