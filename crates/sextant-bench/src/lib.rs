@@ -8,8 +8,12 @@
 //! `http-client` ([`http`]) drives the same closed loop with HTTP/1.1 requests: rpcx's HTTP
 //! invoke of `Arith.Mul` with a JSON body, on an rpcx server's port or through a gateway (the
 //! server here registers `Arith` along with `Hello`).
+//!
+//! `push` ([`push`]) measures server pushes on one connection: the server registers
+//! `Bench.Push` too.
 
 pub mod http;
+pub mod push;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +40,7 @@ pub enum Workload {
 pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let server = Server::new();
     sextant_interop::register_all(&server)?;
+    push::register(&server)?;
     let addr = server
         .start(args.addr.to_string())
         .await
@@ -180,6 +185,19 @@ pub enum BenchCommand {
     /// with JSON) against an rpcx server's port, a gateway or any HTTP server, and report the
     /// same figures as `client`.
     HttpClient(http::HttpClientArgs),
+    /// Ask a sextant bench server for `n` pushes on one connection and report pushes per
+    /// second.
+    Push {
+        /// Loopback address of the server.
+        #[arg(long, default_value = "127.0.0.1:8972", value_parser = sextant_bench_driver::cli::parse_loopback)]
+        addr: std::net::SocketAddr,
+        /// Pushes to receive.
+        #[arg(short = 'n', long, default_value_t = 1_000_000)]
+        pushes: u64,
+        /// Payload bytes per push.
+        #[arg(long, default_value_t = 64)]
+        payload: usize,
+    },
     /// Hold many idle connections to a server and report its resident memory.
     Idle {
         /// Loopback address of the server.
@@ -209,6 +227,13 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::HttpClient(args) => {
             sextant_bench_driver::cli::runtime(args.load.threads)?.block_on(http::http_client(args))
         }
+        BenchCommand::Push {
+            addr,
+            pushes,
+            payload,
+        } => sextant_bench_driver::cli::runtime(None)?.block_on(push::push_client(
+            addr, pushes, payload,
+        )),
         BenchCommand::Idle {
             addr,
             connections,
