@@ -10,6 +10,12 @@
 //! [`XClient`](crate::XClient) built with
 //! [`bidirectional`](crate::XClientBuilder::bidirectional) merges those of all its servers
 //! into one (rpcx's `NewBidirectionalXClient`).
+//!
+//! One difference from Go: when a connection closes, Go's client puts a made-up message on
+//! `ServerMessageChan` (status error, metadata `server` = the address). sextant does not mix such
+//! events into the pushes: a [`Client`](super::Client)'s stream simply ends, and
+//! [`Client::closed`](super::Client::closed) says when and
+//! [`close_reason`](super::Client::close_reason) why.
 
 use std::fmt;
 use std::future::Future;

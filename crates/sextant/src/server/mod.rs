@@ -34,6 +34,15 @@
 //!    compression, plugins' `post_call`.
 //! 6. The response frame is queued to the connection's writer, which batches.
 //!
+//! ## Server push
+//!
+//! Every rpcx connection has a [`ClientConn`] handle: [`Context::conn`](crate::Context::conn)
+//! during a call, [`Server::active_connections`] at any time. Through it the server pushes
+//! messages the client did not ask for ([`ClientConn::send_message`], rpcx's `SendMessage`);
+//! they share the connection's writer with the replies, within a bounded share of its queue
+//! ([`ServerOptions::push_queue_capacity`]), and fail at once when that share is full or the
+//! connection closed.
+//!
 //! ## HTTP on the service port
 //!
 //! With the `http` feature (on by default) the first byte of each connection decides what it
