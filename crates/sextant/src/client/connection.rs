@@ -25,19 +25,10 @@ pub(super) async fn read_loop(
     let reason = 'read: loop {
         loop {
             match decoder.decode(&mut buf) {
-                Ok(Some(msg)) => {
-                    if let Some(pushed) = dispatch(&shared, msg) {
-                        match &push {
-                            Some((sink, server)) => {
-                                sink.deliver(server, pushed, &shared.stop).await
-                            }
-                            None => tracing::debug!(
-                                seq = pushed.header.seq(),
-                                "dropping a server-pushed message (server_message_capacity is 0)"
-                            ),
-                        }
-                    }
+                Ok(Some(msg)) if msg.header.message_type() == MessageType::Request => {
+                    on_request(msg, push.as_ref(), &shared.stop).await
                 }
+                Ok(Some(msg)) => on_reply(&shared, msg),
                 Ok(None) => break,
                 Err(e) if e.closes_connection() => break 'read Error::from(e),
                 Err(e) => {
@@ -61,21 +52,28 @@ pub(super) async fn read_loop(
     shared.close(reason);
 }
 
-/// Hands a reply to its waiter; returns a server push for the caller to deliver.
-#[inline]
-fn dispatch(shared: &InFlight, msg: Message) -> Option<Message> {
-    if msg.header.message_type() == MessageType::Request {
-        // A server push (rpcx's server.SendMessage): Go's client takes a request that is oneway
-        // and not a heartbeat as one, and ignores other requests.
-        if msg.header.is_oneway() && !msg.header.is_heartbeat() {
-            return Some(msg);
-        }
+/// A request from the server: a push (rpcx's server.SendMessage) goes to the push queue. Go's
+/// client takes a request that is oneway and not a heartbeat as one, and ignores other requests.
+async fn on_request(msg: Message, push: Option<&(PushSink, ByteStr)>, stop: &CancellationToken) {
+    if !msg.header.is_oneway() || msg.header.is_heartbeat() {
         tracing::debug!(
             seq = msg.header.seq(),
             "ignoring a request from the server that is not a push"
         );
-        return None;
+        return;
     }
+    match push {
+        Some((sink, server)) => sink.deliver(server, msg, stop).await,
+        None => tracing::debug!(
+            seq = msg.header.seq(),
+            "dropping a server-pushed message (server_message_capacity is 0)"
+        ),
+    }
+}
+
+/// Hands a reply to its waiter.
+#[inline]
+fn on_reply(shared: &InFlight, msg: Message) {
     let waiter = shared.take(msg.header.seq());
     match waiter {
         Some(w) => {
@@ -86,7 +84,6 @@ fn dispatch(shared: &InFlight, msg: Message) -> Option<Message> {
             "reply for a call that is no longer waiting"
         ),
     }
-    None
 }
 
 pub(super) async fn heartbeat_loop(client: std::sync::Weak<ClientInner>, stop: CancellationToken) {
