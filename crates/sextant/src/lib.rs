@@ -110,6 +110,7 @@ mod io;
 pub mod query;
 pub mod selector;
 pub mod server;
+pub mod transfer;
 pub mod transport;
 pub mod util;
 pub mod xclient;
