@@ -10,10 +10,12 @@
 //! server here registers `Arith` along with `Hello`).
 //!
 //! `push` ([`push`]) measures server pushes on one connection: the server registers
-//! `Bench.Push` too.
+//! `Bench.Push` too. `transfer` ([`transfer`]) measures file upload and download against a plain
+//! tokio TCP copy, in one process.
 
 pub mod http;
 pub mod push;
+pub mod transfer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -198,6 +200,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 64)]
         payload: usize,
     },
+    /// Upload and download a file through `_filetransfer` and copy it with plain tokio TCP, in
+    /// one process; report MB/s, the ratios and peak RSS.
+    Transfer {
+        /// File size in MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Rounds; the medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Directory for the files (default: the system's temporary directory).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Hold many idle connections to a server and report its resident memory.
     Idle {
         /// Loopback address of the server.
@@ -231,8 +246,16 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             addr,
             pushes,
             payload,
-        } => sextant_bench_driver::cli::runtime(None)?.block_on(push::push_client(
-            addr, pushes, payload,
+        } => sextant_bench_driver::cli::runtime(None)?
+            .block_on(push::push_client(addr, pushes, payload)),
+        BenchCommand::Transfer {
+            size_mib,
+            rounds,
+            dir,
+        } => sextant_bench_driver::cli::runtime(None)?.block_on(transfer::transfer(
+            size_mib << 20,
+            rounds.max(1),
+            dir,
         )),
         BenchCommand::Idle {
             addr,

@@ -22,34 +22,38 @@ pub const METHOD: &str = "Push";
 
 /// Registers `Bench.Push([n, size])` on `server`.
 pub fn register(server: &Server) -> sextant::Result<()> {
-    server.register_fn(SERVICE, METHOD, |cx: Context, (n, size): (u64, usize)| async move {
-        let conn = cx
-            .conn()
-            .cloned()
-            .ok_or_else(|| ServiceError::new("Bench.Push needs an rpcx connection"))?;
-        if size > 1 << 20 {
-            return Err(ServiceError::new("size is at most 1 MiB"));
-        }
-        tokio::spawn(async move {
-            let payload = vec![b'p'; size];
-            let meta = Metadata::new();
-            let mut i = 0;
-            while i < n {
-                match conn.send_message(SERVICE, METHOD, &meta, &payload) {
-                    Ok(()) => i += 1,
-                    Err(Error::Push {
-                        reason: PushError::Full,
-                        ..
-                    }) => tokio::task::yield_now().await,
-                    Err(e) => {
-                        eprintln!("push {i} of {n}: {e}");
-                        return;
+    server.register_fn(
+        SERVICE,
+        METHOD,
+        |cx: Context, (n, size): (u64, usize)| async move {
+            let conn = cx
+                .conn()
+                .cloned()
+                .ok_or_else(|| ServiceError::new("Bench.Push needs an rpcx connection"))?;
+            if size > 1 << 20 {
+                return Err(ServiceError::new("size is at most 1 MiB"));
+            }
+            tokio::spawn(async move {
+                let payload = vec![b'p'; size];
+                let meta = Metadata::new();
+                let mut i = 0;
+                while i < n {
+                    match conn.send_message(SERVICE, METHOD, &meta, &payload) {
+                        Ok(()) => i += 1,
+                        Err(Error::Push {
+                            reason: PushError::Full,
+                            ..
+                        }) => tokio::task::yield_now().await,
+                        Err(e) => {
+                            eprintln!("push {i} of {n}: {e}");
+                            return;
+                        }
                     }
                 }
-            }
-        });
-        Ok::<_, ServiceError>(n)
-    })
+            });
+            Ok::<_, ServiceError>(n)
+        },
+    )
 }
 
 /// Asks the server at `addr` for `n` pushes of `size` bytes on one connection, receives them
