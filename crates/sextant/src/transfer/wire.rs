@@ -135,7 +135,7 @@ fn go_struct<S: Serializer>(
             Field::Bytes(_, tag, v) if json => {
                 st.serialize_field(tag, &base64::engine::general_purpose::STANDARD.encode(v))?
             }
-            Field::Bytes(go, _, v) if v.is_empty() => st.serialize_field(go, &None::<()>)?,
+            Field::Bytes(go, _, []) => st.serialize_field(go, &None::<()>)?,
             Field::Bytes(go, _, v) => st.serialize_field(go, &Bin(v))?,
         }
     }
