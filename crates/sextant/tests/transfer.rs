@@ -411,3 +411,30 @@ async fn the_side_listener_stops_with_the_server() {
     }
     assert!(refused, "the side listener still accepts after shutdown");
 }
+
+#[tokio::test]
+async fn enabling_a_service_name_twice_fails_and_leaves_no_listener() {
+    let server = Server::new();
+    server
+        .enable_stream_service("", StreamService::new("127.0.0.1:0"))
+        .await
+        .unwrap();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = probe.local_addr().unwrap();
+    drop(probe);
+    let err = server
+        .enable_stream_service("", StreamService::new(addr.to_string()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("_streamservice"), "{err}");
+    let mut closed = false;
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed, "a listener was left on the second address");
+    server.shutdown(Duration::from_secs(1)).await.unwrap();
+}

@@ -448,9 +448,12 @@ impl Server {
             download,
             options,
         } = transfer;
+        self.check_free(name)?;
         let side = self
             .start_side(&addr, options, upload, download, None)
             .await?;
+        // Registration fails (a name already taken): the side listener stops again.
+        let guard = side.stop.clone().drop_guard();
         let s = side.clone();
         self.register_fn(
             name,
@@ -494,6 +497,7 @@ impl Server {
                 }
             },
         )?;
+        guard.disarm();
         Ok(SideService { side })
     }
 
@@ -515,7 +519,9 @@ impl Server {
             acceptor,
             options,
         } = service;
+        self.check_free(name)?;
         let side = self.start_side(&addr, options, None, None, handler).await?;
+        let guard = side.stop.clone().drop_guard();
         let s = side.clone();
         self.register_fn(
             name,
@@ -538,7 +544,18 @@ impl Server {
                 }
             },
         )?;
+        guard.disarm();
         Ok(SideService { side })
+    }
+
+    /// Refuses a service name already in use, as Go's `RegisterName` does.
+    fn check_free(&self, name: &str) -> Result<()> {
+        if self.service_names().iter().any(|n| n == name) {
+            return Err(Error::Config(format!(
+                "service {name} is already registered"
+            )));
+        }
+        Ok(())
     }
 
     async fn start_side(
