@@ -6,8 +6,14 @@
 //! `N` have come), and prints `pushes received: K` (and how many were not well-formed
 //! `Push.Tick` messages) — facing `interop-server --push N` or a Go server that does the same.
 //!
+//! With `--upload FILE`, `--download NAME [--out FILE]` or `--stream` it instead uses rpcx's
+//! `_filetransfer` / `_streamservice` of the server at `--addr` (a Go server with
+//! `EnableFileTransfer` / `EnableStreamService`, or `interop-server --file-transfer/--stream`):
+//! it uploads the file, downloads the name (to FILE, else it prints the byte count), or sends
+//! 64 KiB on a stream and checks that the same bytes come back.
+//!
 //! Run: `cargo run --example interop-client -- --addr 127.0.0.1:8972 [--auth TOKEN]
-//! [--bidirectional [--pushes N]]`
+//! [--bidirectional [--pushes N]] [--upload FILE | --download NAME [--out FILE] | --stream]`
 //! Without `--addr` it starts its own interop server first (pushing 3 ticks with
 //! `--bidirectional`).
 
@@ -22,10 +28,13 @@ async fn main() -> sextant::Result<()> {
     let mut auth = None;
     let mut bidirectional = false;
     let mut expect_pushes = None;
+    let mut transfer = None;
+    let mut out = None;
     let mut args = std::env::args().skip(1);
     let usage = || -> ! {
         eprintln!(
-            "usage: interop-client [--addr HOST:PORT] [--auth TOKEN] [--bidirectional [--pushes N]]"
+            "usage: interop-client [--addr HOST:PORT] [--auth TOKEN] [--bidirectional [--pushes N]] \
+             [--upload FILE | --download NAME [--out FILE] | --stream]"
         );
         std::process::exit(2);
     };
@@ -34,6 +43,12 @@ async fn main() -> sextant::Result<()> {
             "--addr" => addr = args.next(),
             "--auth" => auth = args.next(),
             "--bidirectional" => bidirectional = true,
+            "--upload" => transfer = Some(Transfer::Upload(args.next().unwrap_or_else(|| usage()))),
+            "--download" => {
+                transfer = Some(Transfer::Download(args.next().unwrap_or_else(|| usage())))
+            }
+            "--out" => out = Some(args.next().unwrap_or_else(|| usage())),
+            "--stream" => transfer = Some(Transfer::Stream),
             "--pushes" => {
                 expect_pushes = Some(
                     args.next()
@@ -43,6 +58,10 @@ async fn main() -> sextant::Result<()> {
             }
             _ => usage(),
         }
+    }
+    if let Some(t) = transfer {
+        let Some(addr) = addr else { usage() };
+        return side_transfer(&addr, auth, t, out).await;
     }
     let mut own = None;
     let addr = match addr {
@@ -142,5 +161,78 @@ async fn main() -> sextant::Result<()> {
     if let Some(s) = own {
         s.shutdown(Duration::from_secs(1)).await?;
     }
+    Ok(())
+}
+
+/// What `--upload`, `--download` and `--stream` ask for.
+enum Transfer {
+    Upload(String),
+    Download(String),
+    Stream,
+}
+
+/// Uses the server's `_filetransfer` or `_streamservice`, as a Go client's `SendFile`,
+/// `DownloadFile` and `Stream` do.
+async fn side_transfer(
+    addr: &str,
+    auth: Option<String>,
+    transfer: Transfer,
+    out: Option<String>,
+) -> sextant::Result<()> {
+    use std::collections::HashMap;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let service = match transfer {
+        Transfer::Stream => sextant::transfer::STREAM_SERVICE_NAME,
+        _ => sextant::transfer::SEND_FILE_SERVICE_NAME,
+    };
+    let mut builder = sextant::XClient::builder(service)
+        .discovery(sextant::discovery::Peer2PeerDiscovery::new(addr, "")?);
+    if let Some(t) = auth {
+        builder = builder.auth(t);
+    }
+    let xclient = builder.build()?;
+    let io = |e: std::io::Error| sextant::Error::Config(e.to_string());
+    match transfer {
+        Transfer::Upload(path) => {
+            xclient.send_file(&path, 0, HashMap::new()).await?;
+            println!("uploaded {path}");
+        }
+        Transfer::Download(name) => {
+            let n = match out {
+                Some(f) => {
+                    let mut file = tokio::fs::File::create(&f).await.map_err(io)?;
+                    xclient
+                        .download_file(&name, &mut file, HashMap::new())
+                        .await?
+                }
+                None => {
+                    let mut sink = tokio::io::sink();
+                    xclient
+                        .download_file(&name, &mut sink, HashMap::new())
+                        .await?
+                }
+            };
+            println!("downloaded {name}: {n} bytes");
+        }
+        Transfer::Stream => {
+            let mut conn = xclient.stream(HashMap::new()).await?;
+            let data: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+            let (mut rd, mut wr) = conn.split();
+            let mut back = vec![0u8; data.len()];
+            let (w, r) = tokio::join!(wr.write_all(&data), rd.read_exact(&mut back));
+            w.map_err(io)?;
+            r.map_err(io)?;
+            println!(
+                "stream: {} bytes echoed, identical: {}",
+                back.len(),
+                back == data
+            );
+            if back != data {
+                std::process::exit(1);
+            }
+        }
+    }
+    xclient.close();
     Ok(())
 }

@@ -8,15 +8,23 @@
 //! connection the server pushes it `N` messages `Push.Tick` (metadata `seq=i`, payload `tick-i`,
 //! `i` from 1), as Go's `Server.SendMessage` does; `interop-client --bidirectional` counts them.
 //!
+//! With `--file-transfer HOST:PORT` it serves rpcx's `_filetransfer` with its side listener
+//! there: uploads are stored in, and downloads served from, `--transfer-dir DIR` (default: a new
+//! directory under the system's temporary directory). With `--stream HOST:PORT` it serves
+//! `_streamservice`, echoing every byte back. A Go client's `SendFile`, `DownloadFile` and
+//! `Stream` work against them (and so do `interop-client --upload/--download/--stream`).
+//!
 //! Run: `cargo run --example interop-server -- --addr 127.0.0.1:8972 [--auth TOKEN]
-//! [--disable-http-gateway] [--disable-jsonrpc] [--cors] [--push N]`
+//! [--disable-http-gateway] [--disable-jsonrpc] [--cors] [--push N]
+//! [--file-transfer HOST:PORT [--transfer-dir DIR]] [--stream HOST:PORT]`
 
 use std::time::Duration;
 
 fn usage() -> ! {
     eprintln!(
         "usage: interop-server [--addr HOST:PORT | --addr unix@/path] [--auth TOKEN] \
-         [--disable-http-gateway] [--disable-jsonrpc] [--cors] [--push N]"
+         [--disable-http-gateway] [--disable-jsonrpc] [--cors] [--push N] \
+         [--file-transfer HOST:PORT [--transfer-dir DIR]] [--stream HOST:PORT]"
     );
     std::process::exit(2)
 }
@@ -29,6 +37,9 @@ async fn main() -> sextant::Result<()> {
     let mut addr = "127.0.0.1:8972".to_string();
     let mut auth = None;
     let mut push = None;
+    let mut file_transfer = None;
+    let mut transfer_dir = None;
+    let mut stream = None;
     let mut builder = sextant::Server::builder();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -38,6 +49,9 @@ async fn main() -> sextant::Result<()> {
             "--disable-http-gateway" => builder = builder.disable_http_gateway(),
             "--disable-jsonrpc" => builder = builder.disable_jsonrpc(),
             "--cors" => builder = builder.cors(sextant::http::cors_allow_all()),
+            "--file-transfer" => file_transfer = Some(args.next().unwrap_or_else(|| usage())),
+            "--transfer-dir" => transfer_dir = Some(args.next().unwrap_or_else(|| usage())),
+            "--stream" => stream = Some(args.next().unwrap_or_else(|| usage())),
             "--push" => {
                 let n = args.next().and_then(|n| n.parse::<u32>().ok());
                 push = Some(n.unwrap_or_else(|| usage()));
@@ -49,6 +63,34 @@ async fn main() -> sextant::Result<()> {
         builder = builder.plugin(sextant_interop::PushTicks::new(n));
     }
     let server = sextant_interop::interop_server_from(builder, auth)?;
+    if let Some(side) = file_transfer {
+        let dir = match transfer_dir {
+            Some(d) => std::path::PathBuf::from(d),
+            None => std::env::temp_dir().join(format!("sextant-interop-{}", std::process::id())),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            sextant::Error::Config(format!("transfer directory {}: {e}", dir.display()))
+        })?;
+        let service = sextant::transfer::FileTransfer::new(side)
+            .upload(sextant::transfer::SaveToDir::new(&dir))
+            .download(sextant::transfer::ServeDir::new(&dir));
+        let side = server.enable_file_transfer("", service).await?;
+        println!(
+            "file transfer on {} (files in {})",
+            side.local_addr(),
+            dir.display()
+        );
+    }
+    if let Some(side) = stream {
+        let service = sextant::transfer::StreamService::new(side).handler(
+            |mut conn: tokio::net::TcpStream, _args| async move {
+                let (mut rd, mut wr) = conn.split();
+                let _ = tokio::io::copy(&mut rd, &mut wr).await;
+            },
+        );
+        let side = server.enable_stream_service("", service).await?;
+        println!("streams (echo) on {}", side.local_addr());
+    }
     let bound = server.start(addr.as_str()).await?;
     println!(
         "interop server on {bound}: services {:?}",
