@@ -92,7 +92,7 @@ pub struct StreamServiceReply {
 /// empty (left out of JSON by `omitempty`).
 enum Field<'a> {
     Str(&'static str, &'static str, &'a str),
-    Int(&'static str, &'static str, i64),
+    Int(&'static str, &'static str, &'a i64),
     Map(&'static str, &'static str, &'a HashMap<String, String>),
     Bytes(&'static str, &'static str, &'a [u8]),
 }
@@ -101,7 +101,7 @@ impl Field<'_> {
     fn is_empty(&self) -> bool {
         match self {
             Field::Str(_, _, v) => v.is_empty(),
-            Field::Int(_, _, v) => *v == 0,
+            Field::Int(_, _, v) => **v == 0,
             Field::Map(_, _, v) => v.is_empty(),
             Field::Bytes(_, _, v) => v.is_empty(),
         }
@@ -151,68 +151,37 @@ impl Serialize for Bin<'_> {
     }
 }
 
-impl Serialize for FileTransferArgs {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        go_struct(
-            s,
-            "FileTransferArgs",
-            &[
-                Field::Str("FileName", "file_name", &self.file_name),
-                Field::Int("FileSize", "file_size", self.file_size),
-                Field::Map("Meta", "meta", &self.meta),
-            ],
-        )
-    }
+/// `impl Serialize` for a Go struct: its fields as `Kind("GoName", "json_tag", field)`.
+macro_rules! go_serialize {
+    ($ty:ident { $($kind:ident($go:literal, $tag:literal, $field:ident)),* $(,)? }) => {
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                go_struct(s, stringify!($ty), &[$(Field::$kind($go, $tag, &self.$field)),*])
+            }
+        }
+    };
 }
 
-impl Serialize for DownloadFileArgs {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        go_struct(
-            s,
-            "DownloadFileArgs",
-            &[
-                Field::Str("FileName", "file_name", &self.file_name),
-                Field::Map("Meta", "meta", &self.meta),
-            ],
-        )
-    }
-}
-
-impl Serialize for FileTransferReply {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        go_struct(
-            s,
-            "FileTransferReply",
-            &[
-                Field::Bytes("Token", "token", &self.token),
-                Field::Str("Addr", "addr", &self.addr),
-            ],
-        )
-    }
-}
-
-impl Serialize for StreamServiceArgs {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        go_struct(
-            s,
-            "StreamServiceArgs",
-            &[Field::Map("Meta", "meta", &self.meta)],
-        )
-    }
-}
-
-impl Serialize for StreamServiceReply {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        go_struct(
-            s,
-            "StreamServiceReply",
-            &[
-                Field::Bytes("Token", "token", &self.token),
-                Field::Str("Addr", "addr", &self.addr),
-            ],
-        )
-    }
-}
+go_serialize!(FileTransferArgs {
+    Str("FileName", "file_name", file_name),
+    Int("FileSize", "file_size", file_size),
+    Map("Meta", "meta", meta),
+});
+go_serialize!(DownloadFileArgs {
+    Str("FileName", "file_name", file_name),
+    Map("Meta", "meta", meta),
+});
+go_serialize!(FileTransferReply {
+    Bytes("Token", "token", token),
+    Str("Addr", "addr", addr),
+});
+go_serialize!(StreamServiceArgs {
+    Map("Meta", "meta", meta)
+});
+go_serialize!(StreamServiceReply {
+    Bytes("Token", "token", token),
+    Str("Addr", "addr", addr),
+});
 
 /// A map that may be nil (Go's nil map).
 fn nullable_map<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<String, String>, D::Error> {
