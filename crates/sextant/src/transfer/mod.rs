@@ -42,8 +42,9 @@
 //!   token is dropped).
 //! - A side connection must send its token within [`TransferOptions::token_read_timeout`]
 //!   (10 s; Go waits forever).
-//! - At most [`TransferOptions::max_handshakes`] side connections wait for their token at
-//!   once.
+//! - At most [`TransferOptions::max_transfers`] handlers run at once; a side connection with a
+//!   valid token beyond that waits for a slot. At most [`TransferOptions::max_handshakes`] side
+//!   connections wait for their token or a slot at once; more are closed.
 //! - Upload and download handlers can check their arguments during the control call, so a bad
 //!   name is the call's error and no token is issued.
 //!

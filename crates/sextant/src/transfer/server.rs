@@ -40,9 +40,14 @@ pub struct TransferOptions {
     /// A side connection that has not sent its 32-byte token within this time is closed (Go
     /// waits forever). Default: 10 s.
     pub token_read_timeout: Duration,
-    /// Side connections that may wait for their token at once; more are closed at once.
-    /// Default: 1024.
+    /// Side connections that may wait for their token, or for a transfer slot, at once; more are
+    /// closed at once. Default: 1024.
     pub max_handshakes: usize,
+    /// Handlers (uploads, downloads, streams) that may run at once. A side connection with a
+    /// valid token beyond that waits for a slot (counted in
+    /// [`max_handshakes`](TransferOptions::max_handshakes)); TCP flow control holds its client
+    /// meanwhile. Default: 256.
+    pub max_transfers: usize,
     /// The address put in replies (Go's `AdvertiseAddr`), when clients must dial another address
     /// than the one bound (NAT, containers). Default: the bound address.
     pub advertise_addr: Option<String>,
@@ -55,6 +60,7 @@ impl Default for TransferOptions {
             token_ttl: Duration::from_secs(60),
             token_read_timeout: Duration::from_secs(10),
             max_handshakes: 1024,
+            max_transfers: 256,
             advertise_addr: None,
         }
     }
@@ -82,6 +88,12 @@ impl TransferOptions {
     /// Sets [`max_handshakes`](TransferOptions::max_handshakes) (at least 1).
     pub fn max_handshakes(mut self, n: usize) -> Self {
         self.max_handshakes = n.max(1);
+        self
+    }
+
+    /// Sets [`max_transfers`](TransferOptions::max_transfers) (at least 1).
+    pub fn max_transfers(mut self, n: usize) -> Self {
+        self.max_transfers = n.max(1);
         self
     }
 
@@ -376,6 +388,8 @@ struct Side {
     upload: Option<Arc<dyn UploadHandler>>,
     download: Option<Arc<dyn DownloadHandler>>,
     stream: Option<Arc<dyn StreamHandler>>,
+    /// Slots for handlers running at once (`max_transfers`).
+    transfers: Arc<Semaphore>,
     stop: CancellationToken,
 }
 
@@ -412,6 +426,12 @@ impl SideService {
         lock(&self.side.tokens).len()
     }
 
+    /// Handlers (uploads, downloads, streams) running now (at most
+    /// [`TransferOptions::max_transfers`]).
+    pub fn active_transfers(&self) -> usize {
+        self.side.options.max_transfers - self.side.transfers.available_permits()
+    }
+
     /// Stops the side listener (also done when the server shuts down). Transfers under way go
     /// on.
     pub fn close(&self) {
@@ -425,6 +445,7 @@ impl fmt::Debug for SideService {
             .field("local_addr", &self.side.local)
             .field("advertised_addr", &self.side.advertised)
             .field("pending_tokens", &self.pending_tokens())
+            .field("active_transfers", &self.active_transfers())
             .finish()
     }
 }
@@ -561,7 +582,7 @@ impl Server {
     async fn start_side(
         &self,
         addr: &str,
-        options: TransferOptions,
+        mut options: TransferOptions,
         upload: Option<Arc<dyn UploadHandler>>,
         download: Option<Arc<dyn DownloadHandler>>,
         stream: Option<Arc<dyn StreamHandler>>,
@@ -569,6 +590,10 @@ impl Server {
         if self.is_shutting_down() {
             return Err(Error::ServerShutdown);
         }
+        // The fields are public: a 0 set directly means 1, as the setters do.
+        options.max_tokens = options.max_tokens.max(1);
+        options.max_handshakes = options.max_handshakes.max(1);
+        options.max_transfers = options.max_transfers.max(1);
         let bind_err = |e: io::Error| Error::Bind {
             address: addr.to_string(),
             source: Arc::new(e),
@@ -582,6 +607,7 @@ impl Server {
                 .clone()
                 .unwrap_or_else(|| local.to_string()),
             tokens: Mutex::new(Tokens::new(options.max_tokens, options.token_ttl)),
+            transfers: Arc::new(Semaphore::new(options.max_transfers)),
             options,
             upload,
             download,
@@ -619,16 +645,22 @@ async fn accept_loop(listener: TcpListener, side: Arc<Side>) {
             }
         };
         let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "side listener: too many connections waiting for their token; closing");
+            tracing::warn!(%peer, "side listener: too many connections waiting for their token or a transfer slot; closing");
             continue;
         };
         let side = side.clone();
         tokio::spawn(async move {
-            let ticket = handshake(&side, conn, peer).await;
+            let Some((conn, ticket)) = handshake(&side, conn, peer).await else {
+                return;
+            };
+            // The handshake slot is held until a transfer slot is free, so connections waiting
+            // for either are bounded together by `max_handshakes`.
+            let Ok(slot) = side.transfers.clone().acquire_owned().await else {
+                return;
+            };
             drop(permit);
-            if let Some((conn, ticket)) = ticket {
-                serve(&side, conn, ticket).await;
-            }
+            serve(&side, conn, ticket).await;
+            drop(slot);
         });
     }
 }
