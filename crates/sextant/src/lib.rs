@@ -61,6 +61,8 @@
 //!   an address takes a `&str`, a `String`, an `Address` or a `SocketAddr`.
 //! - [`query`]: server metadata as query strings ([`QueryValues`]), as rpcx reads and writes it.
 //! - [`util`]: the poison-free lock and the backoff every sextant crate uses.
+//! - [`transfer`]: streams and file transfer over a side connection (rpcx's `_streamservice` and
+//!   `_filetransfer`), [`XClient::send_file`], [`XClient::download_file`], [`XClient::stream`].
 //!
 //! ## Many servers: the XClient
 //!

@@ -53,7 +53,9 @@
 //! [`XClient::send_file`](crate::XClient::send_file),
 //! [`XClient::download_file`](crate::XClient::download_file) and
 //! [`XClient::stream`](crate::XClient::stream), on an XClient made for the service path
-//! `_filetransfer` or `_streamservice`, as in Go.
+//! `_filetransfer` or `_streamservice`, as in Go. A plain [`Client`](crate::Client) has the same
+//! three ([`Client::send_file`](crate::Client::send_file), ...), taking the service path. The
+//! side connection is dialled within the client options' connect timeout.
 
 mod client;
 mod server;
