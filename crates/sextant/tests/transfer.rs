@@ -7,12 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use sextant::discovery::Peer2PeerDiscovery;
+use sextant::protocol::codec::{encode_to_bytes, Codecs, Decode};
 use sextant::transfer::{
-    FileTransfer, FileTransferArgs, FileTransferReply, SaveToDir, ServeDir, SideService,
-    StreamService, TransferError, TransferOptions, Upload,
+    DownloadFileArgs, FileTransfer, FileTransferArgs, FileTransferReply, SaveToDir, ServeDir,
+    SideService, StreamService, StreamServiceArgs, StreamServiceReply, TransferError,
+    TransferOptions, Upload,
 };
-use sextant::{Error, SerializeType, Server, XClient};
+use sextant::{Client, ClientOptions, Error, SerializeType, Server, XClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -347,15 +350,13 @@ async fn stream_server() -> (Server, String) {
             "",
             StreamService::new("127.0.0.1:0")
                 .acceptor(|_cx, args| args.meta.get("user").map(String::as_str) == Some("alice"))
-                .handler(
-                    |mut conn: TcpStream, args: sextant::transfer::StreamServiceArgs| async move {
-                        // Echo, prefixed by the user's name.
-                        let user = args.meta.get("user").cloned().unwrap_or_default();
-                        let _ = conn.write_all(format!("{user}:").as_bytes()).await;
-                        let (mut rd, mut wr) = conn.split();
-                        let _ = tokio::io::copy(&mut rd, &mut wr).await;
-                    },
-                ),
+                .handler(|mut conn: TcpStream, args: StreamServiceArgs| async move {
+                    // Echo, prefixed by the user's name.
+                    let user = args.meta.get("user").cloned().unwrap_or_default();
+                    let _ = conn.write_all(format!("{user}:").as_bytes()).await;
+                    let (mut rd, mut wr) = conn.split();
+                    let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                }),
         )
         .await
         .unwrap();
@@ -437,4 +438,220 @@ async fn enabling_a_service_name_twice_fails_and_leaves_no_listener() {
     }
     assert!(closed, "a listener was left on the second address");
     server.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_plain_client_uploads_downloads_and_streams() {
+    let mut s = file_server(TransferOptions::default()).await;
+    let (stream_server, stream_address) = stream_server().await;
+    let files = Client::connect(s.address.as_str(), ClientOptions::default())
+        .await
+        .unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let path = local.path().join("plain.bin");
+    let data = content(700_000);
+    std::fs::write(&path, &data).unwrap();
+    files
+        .send_file("_filetransfer", &path, 0, HashMap::new())
+        .await
+        .unwrap();
+    let (_, stored) = tokio::time::timeout(WAIT, s.done.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(std::fs::read(stored.unwrap()).unwrap(), data);
+
+    std::fs::write(s.served.path().join("plain.bin"), &data).unwrap();
+    let mut got = Vec::new();
+    let n = files
+        .download_file("_filetransfer", "plain.bin", &mut got, HashMap::new())
+        .await
+        .unwrap();
+    assert_eq!(n as usize, data.len());
+    assert_eq!(got, data);
+
+    let streams = Client::connect(stream_address.as_str(), ClientOptions::default())
+        .await
+        .unwrap();
+    let meta = HashMap::from([("user".to_string(), "alice".to_string())]);
+    let mut conn = streams.stream("_streamservice", meta).await.unwrap();
+    conn.write_all(b"ping").await.unwrap();
+    let mut got = [0u8; 10];
+    conn.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"alice:ping");
+    drop(conn);
+    files.close();
+    streams.close();
+    s.server.shutdown(Duration::from_secs(1)).await.unwrap();
+    stream_server
+        .shutdown(Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+/// With `max_transfers(1)`, a second stream whose token is valid waits for the first to end,
+/// then runs (it is not closed).
+#[tokio::test]
+async fn a_transfer_beyond_max_transfers_waits_for_a_slot() {
+    let (started_tx, mut started) = mpsc::unbounded_channel::<String>();
+    let server = Server::new();
+    let side = server
+        .enable_stream_service(
+            "",
+            StreamService::new("127.0.0.1:0")
+                .options(TransferOptions::default().max_transfers(1))
+                .handler(move |mut conn: TcpStream, args: StreamServiceArgs| {
+                    let started_tx = started_tx.clone();
+                    async move {
+                        let _ = started_tx.send(args.meta["n"].clone());
+                        let (mut rd, mut wr) = conn.split();
+                        let _ = tokio::io::copy(&mut rd, &mut wr).await;
+                    }
+                }),
+        )
+        .await
+        .unwrap();
+    let address = server.start("tcp@127.0.0.1:0").await.unwrap().to_string();
+    let x = xclient("_streamservice", &address, SerializeType::MSGPACK);
+    let meta = |n: &str| HashMap::from([("n".to_string(), n.to_string())]);
+
+    let first = x.stream(meta("1")).await.unwrap();
+    let n = tokio::time::timeout(WAIT, started.recv()).await.unwrap();
+    assert_eq!(n.as_deref(), Some("1"));
+    let mut second = x.stream(meta("2")).await.unwrap();
+    second.write_all(b"queued").await.unwrap();
+    // The only slot is taken: the second handler cannot have started.
+    assert!(started.try_recv().is_err());
+    assert_eq!(side.active_transfers(), 1);
+
+    drop(first);
+    let n = tokio::time::timeout(WAIT, started.recv()).await.unwrap();
+    assert_eq!(n.as_deref(), Some("2"));
+    let mut got = [0u8; 6];
+    tokio::time::timeout(WAIT, second.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&got, b"queued");
+    x.close();
+    server.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+fn encode<T: serde::Serialize>(v: &T, st: SerializeType) -> Vec<u8> {
+    encode_to_bytes(v, st, &Codecs::new()).unwrap().to_vec()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], st: SerializeType) -> T {
+    T::decode(st, &Codecs::new(), &Bytes::copy_from_slice(bytes)).unwrap()
+}
+
+/// The bytes sextant's msgpack codec puts on the wire: maps keyed by the Go field names, in Go's
+/// field order, as vmihailenco/msgpack v5 (rpcx's codec, no `UseJSONTag`) writes them; an empty
+/// map or token as nil, the token as bin.
+#[test]
+fn wire_msgpack_bytes_are_gos() {
+    let st = SerializeType::MSGPACK;
+    let meta = HashMap::from([("k".to_string(), "v".to_string())]);
+    let args = FileTransferArgs {
+        file_name: "a.txt".into(),
+        file_size: 300,
+        meta: meta.clone(),
+    };
+    assert_eq!(
+        encode(&args, st),
+        b"\x83\xa8FileName\xa5a.txt\xa8FileSize\xcd\x01\x2c\xa4Meta\x81\xa1k\xa1v"
+    );
+    let download = DownloadFileArgs {
+        file_name: "a.txt".into(),
+        meta: HashMap::new(),
+    };
+    assert_eq!(
+        encode(&download, st),
+        b"\x82\xa8FileName\xa5a.txt\xa4Meta\xc0"
+    );
+    assert_eq!(
+        encode(&StreamServiceArgs { meta }, st),
+        b"\x81\xa4Meta\x81\xa1k\xa1v"
+    );
+    let token: Vec<u8> = (0..32).collect();
+    let mut want = b"\x82\xa5Token\xc4\x20".to_vec();
+    want.extend_from_slice(&token);
+    want.extend_from_slice(b"\xa4Addr\xae127.0.0.1:8973");
+    let reply = FileTransferReply {
+        token: token.clone(),
+        addr: "127.0.0.1:8973".into(),
+    };
+    assert_eq!(encode(&reply, st), want);
+    let stream_reply = StreamServiceReply {
+        token,
+        addr: "127.0.0.1:8973".into(),
+    };
+    assert_eq!(encode(&stream_reply, st), want);
+    assert_eq!(decode::<FileTransferReply>(&want, st), reply);
+    assert_eq!(decode::<StreamServiceReply>(&want, st), stream_reply);
+}
+
+/// What Go's encoder writes and sextant must read: the `int64` `FileSize` always as `d3` and 8
+/// bytes (rmp-serde writes the smallest int instead), a nil map as nil.
+#[test]
+fn wire_gos_msgpack_decodes() {
+    let st = SerializeType::MSGPACK;
+    let go =
+        b"\x83\xa8FileName\xa5a.txt\xa8FileSize\xd3\x00\x00\x00\x00\x00\x00\x01\x2c\xa4Meta\xc0";
+    assert_eq!(
+        decode::<FileTransferArgs>(go, st),
+        FileTransferArgs {
+            file_name: "a.txt".into(),
+            file_size: 300,
+            meta: HashMap::new(),
+        }
+    );
+    let go = b"\x82\xa8FileName\xa3x/y\xa4Meta\x81\xa1k\xa1v";
+    let d: DownloadFileArgs = decode(go, st);
+    assert_eq!(d.file_name, "x/y");
+    assert_eq!(d.meta["k"], "v");
+    let s: StreamServiceArgs = decode(b"\x81\xa4Meta\xc0", st);
+    assert!(s.meta.is_empty());
+}
+
+/// The bytes sextant's JSON codec puts on the wire: Go's json tags, empty fields left out
+/// (`omitempty`), the token in base64 (encoding/json's `[]byte`).
+#[test]
+fn wire_json_bytes_are_gos() {
+    let st = SerializeType::JSON;
+    let meta = HashMap::from([("k".to_string(), "v".to_string())]);
+    let args = FileTransferArgs {
+        file_name: "a.txt".into(),
+        file_size: 300,
+        meta: meta.clone(),
+    };
+    let json = br#"{"file_name":"a.txt","file_size":300,"meta":{"k":"v"}}"#;
+    assert_eq!(encode(&args, st), json);
+    assert_eq!(decode::<FileTransferArgs>(json, st), args);
+    let download = DownloadFileArgs {
+        file_name: "a.txt".into(),
+        meta: HashMap::new(),
+    };
+    assert_eq!(encode(&download, st), br#"{"file_name":"a.txt"}"#);
+    assert_eq!(
+        encode(&StreamServiceArgs::default(), st),
+        b"{}",
+        "an empty struct is an empty object"
+    );
+    assert_eq!(
+        encode(&StreamServiceArgs { meta }, st),
+        br#"{"meta":{"k":"v"}}"#
+    );
+    let reply = FileTransferReply {
+        token: (0..32).collect(),
+        addr: "127.0.0.1:8973".into(),
+    };
+    let json =
+        br#"{"token":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","addr":"127.0.0.1:8973"}"#;
+    assert_eq!(encode(&reply, st), json);
+    assert_eq!(decode::<FileTransferReply>(json, st), reply);
+    assert_eq!(decode::<StreamServiceReply>(json, st).token, reply.token);
+    // A null map (how encoding/json writes a nil map without omitempty) is accepted too.
+    let a: FileTransferArgs = decode(br#"{"file_name":"a","meta":null}"#, st);
+    assert!(a.meta.is_empty());
 }
