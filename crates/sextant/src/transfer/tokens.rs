@@ -34,8 +34,27 @@ impl<T> Tokens<T> {
         }
     }
 
-    /// Remembers `value` under `token`, dropping the oldest tokens beyond capacity.
+    /// Forgets the expired tokens. Every token lives as long, so they are the oldest: at the
+    /// front of `order`.
+    fn purge_expired(&mut self) {
+        let now = Instant::now();
+        while let Some(front) = self.order.front() {
+            match self.entries.get(front) {
+                Some((expires, _)) if *expires > now => break,
+                // Expired, or already used.
+                _ => {
+                    if let Some(old) = self.order.pop_front() {
+                        self.entries.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remembers `value` under `token`, dropping expired tokens and the oldest ones beyond
+    /// capacity.
     pub(crate) fn insert(&mut self, token: Token, value: T) {
+        self.purge_expired();
         while self.entries.len() >= self.capacity {
             match self.order.pop_front() {
                 Some(old) => {
@@ -44,8 +63,13 @@ impl<T> Tokens<T> {
                 None => break,
             }
         }
-        self.entries
-            .insert(token, (Instant::now() + self.ttl, value));
+        let now = Instant::now();
+        // A TTL too long for an `Instant` (say `Duration::MAX`): about never.
+        let expires = now
+            .checked_add(self.ttl)
+            .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+            .unwrap_or(now);
+        self.entries.insert(token, (expires, value));
         self.order.push_back(token);
         // Used tokens stay in `order` until they reach its front; keep it from growing.
         if self.order.len() > 2 * self.capacity {
@@ -60,7 +84,9 @@ impl<T> Tokens<T> {
         (Instant::now() < expires).then_some(value)
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// Tokens issued, unused and unexpired.
+    pub(crate) fn len(&mut self) -> usize {
+        self.purge_expired();
         self.entries.len()
     }
 }
@@ -89,5 +115,8 @@ mod tests {
         let mut t = Tokens::new(3, Duration::ZERO);
         t.insert(keys[0], 1);
         assert_eq!(t.take(&keys[0]), None, "expired");
+        t.insert(keys[1], 1);
+        assert_eq!(t.len(), 0, "expired tokens are not counted");
+        assert!(t.order.is_empty());
     }
 }
