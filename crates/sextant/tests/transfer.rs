@@ -655,3 +655,35 @@ fn wire_json_bytes_are_gos() {
     let a: FileTransferArgs = decode(br#"{"file_name":"a","meta":null}"#, st);
     assert!(a.meta.is_empty());
 }
+
+#[tokio::test]
+async fn an_upload_over_save_to_dirs_max_size_is_refused_by_the_call() {
+    let incoming = tempfile::tempdir().unwrap();
+    let server = Server::new();
+    let side = server
+        .enable_file_transfer(
+            "",
+            FileTransfer::new("127.0.0.1:0").upload(SaveToDir::new(incoming.path()).max_size(100)),
+        )
+        .await
+        .unwrap();
+    let address = server.start("tcp@127.0.0.1:0").await.unwrap().to_string();
+    let x = xclient("_filetransfer", &address, SerializeType::MSGPACK);
+    let local = tempfile::tempdir().unwrap();
+    let path = local.path().join("big.bin");
+    std::fs::write(&path, content(101)).unwrap();
+    let err = x.send_file(&path, 0, HashMap::new()).await.unwrap_err();
+    assert_eq!(
+        err.as_service_error().expect("the call's error").message(),
+        "file too large: 101 bytes, at most 100"
+    );
+    assert_eq!(side.pending_tokens(), 0);
+    std::fs::write(&path, content(100)).unwrap();
+    x.send_file(&path, 0, HashMap::new()).await.unwrap();
+    assert_eq!(
+        std::fs::read(incoming.path().join("big.bin")).unwrap(),
+        content(100)
+    );
+    x.close();
+    server.shutdown(Duration::from_secs(1)).await.unwrap();
+}

@@ -420,7 +420,7 @@ impl SideService {
         &self.side.advertised
     }
 
-    /// Tokens issued and not yet used or expired (bounded by
+    /// Tokens issued, not yet used and not expired (bounded by
     /// [`TransferOptions::max_tokens`]).
     pub fn pending_tokens(&self) -> usize {
         lock(&self.side.tokens).len()
@@ -724,6 +724,7 @@ type DoneFn = dyn Fn(&FileTransferArgs, std::result::Result<&Path, &TransferErro
 /// [`on_done`](SaveToDir::on_done) and the log.
 pub struct SaveToDir {
     dir: PathBuf,
+    max_size: Option<u64>,
     on_done: Option<Arc<DoneFn>>,
 }
 
@@ -732,8 +733,16 @@ impl SaveToDir {
     pub fn new(dir: impl Into<PathBuf>) -> SaveToDir {
         SaveToDir {
             dir: dir.into(),
+            max_size: None,
             on_done: None,
         }
+    }
+
+    /// Refuses uploads announcing more than `bytes` (`FileSize`), during the `TransferFile`
+    /// call. Default: no limit (as Go).
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = Some(bytes);
+        self
     }
 
     /// Calls `f` after each upload with where the file is, or why it is not there.
@@ -762,6 +771,14 @@ impl SaveToDir {
 
 impl UploadHandler for SaveToDir {
     fn check(&self, args: &FileTransferArgs) -> std::result::Result<(), ServiceError> {
+        if let Some(max) = self.max_size {
+            if u64::try_from(args.file_size).is_ok_and(|n| n > max) {
+                return Err(ServiceError::new(format!(
+                    "file too large: {} bytes, at most {max}",
+                    args.file_size
+                )));
+            }
+        }
         self.target(&args.file_name).map(|_| ())
     }
 
