@@ -12,6 +12,11 @@
 //! [`PushTicks`] is `interop-server --push N`: after a client's first call on a connection, the
 //! server pushes `N` messages `Push.Tick` to it; [`is_tick`] checks one on the client side
 //! (`interop-client --bidirectional`).
+//!
+//! [`pki`] makes certificates at run time for the TLS, `wss@` and `quic@` examples, tests and
+//! benchmarks.
+
+pub mod pki;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

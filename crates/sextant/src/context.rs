@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sextant_protocol::{ByteStr, Header, Metadata, SerializeType};
 
 use crate::server::ClientConn;
-use crate::transport::PeerAddr;
+use crate::transport::{PeerAddr, PeerIdentity};
 use crate::util::lock;
 
 /// Where a call came from.
@@ -17,7 +17,7 @@ pub(crate) enum Origin {
     Conn(ClientConn),
     /// An HTTP request (HTTP invoke, JSON-RPC): no connection to push to.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
-    Http(PeerAddr),
+    Http(PeerAddr, Option<Arc<PeerIdentity>>),
 }
 
 /// What a handler knows about the call it is serving: who called, with which metadata, until
@@ -95,8 +95,17 @@ impl Context {
     pub fn peer_addr(&self) -> Option<&PeerAddr> {
         Some(match &self.inner.origin {
             Origin::Conn(c) => c.peer_addr(),
-            Origin::Http(p) => p,
+            Origin::Http(p, _) => p,
         })
+    }
+
+    /// What the caller's TLS or QUIC handshake showed: its client certificate (mutual TLS), the
+    /// server name it asked for and the ALPN protocol. `None` on connections without one.
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        match &self.inner.origin {
+            Origin::Conn(c) => c.peer_identity(),
+            Origin::Http(_, id) => id.as_deref(),
+        }
     }
 
     /// The caller's rpcx connection (rpcx's `ctx.Value(server.RemoteConnContextKey)`), through
@@ -105,7 +114,7 @@ impl Context {
     pub fn conn(&self) -> Option<&ClientConn> {
         match &self.inner.origin {
             Origin::Conn(c) => Some(c),
-            Origin::Http(_) => None,
+            Origin::Http(..) => None,
         }
     }
 

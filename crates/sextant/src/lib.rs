@@ -127,8 +127,8 @@ pub use error::{Error, PushError, Result, ServiceError};
 pub use query::QueryValues;
 pub use selector::SelectMode;
 pub use server::{
-    ClientConn, Method, RegisterOptions, Server, ServerBuilder, ServerOptions, ServerPlugin,
-    ServerStats, Service,
+    AuthPeer, ClientConn, Method, RegisterOptions, Server, ServerBuilder, ServerOptions,
+    ServerPlugin, ServerStats, Service,
 };
 pub use transport::{Address, PeerAddr, ToAddress};
 pub use xclient::{FailMode, XClient, XClientBuilder, XClientOptions};

@@ -18,6 +18,7 @@ pub(super) async fn read_loop(
     mut rd: ReadHalf,
     shared: Arc<InFlight>,
     limits: Limits,
+    idle_timeout: Option<std::time::Duration>,
     push: Option<(PushSink, ByteStr)>,
 ) {
     let mut decoder = Decoder::new(limits);
@@ -42,7 +43,7 @@ pub(super) async fn read_loop(
         tokio::select! {
             biased;
             _ = shared.stop.cancelled() => break Error::Closed,
-            r = rd.read_buf(&mut buf) => match r {
+            r = read_within(&mut rd, &mut buf, idle_timeout) => match r {
                 Ok(0) => break Error::lost("the server closed the connection"),
                 Ok(_) => {}
                 Err(e) => break Error::lost(format!("read failed: {e}")),
@@ -50,6 +51,25 @@ pub(super) async fn read_loop(
         }
     };
     shared.close(reason);
+}
+
+/// One read, failing with `TimedOut` when nothing arrives within `idle` (rpcx's
+/// `IdleTimeout`).
+async fn read_within(
+    rd: &mut ReadHalf,
+    buf: &mut BytesMut,
+    idle: Option<std::time::Duration>,
+) -> std::io::Result<usize> {
+    match idle {
+        None => rd.read_buf(buf).await,
+        Some(t) => match tokio::time::timeout(t, rd.read_buf(buf)).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("nothing received for {t:?} (idle_timeout)"),
+            )),
+        },
+    }
 }
 
 /// A request from the server: a push (rpcx's server.SendMessage) goes to the push queue. Go's

@@ -44,7 +44,7 @@ mod pending;
 mod push;
 
 use inflight::{InFlight, RemoveOnDrop};
-pub use options::{CallOptions, ClientOptions};
+pub use options::{CallOptions, ClientOptions, SharedConnector};
 use pending::ReplyWait;
 pub use pending::{PendingCall, RawReply, Response};
 pub(crate) use push::PushSink;
@@ -100,12 +100,7 @@ impl Client {
         push: Option<PushSink>,
     ) -> Result<Client> {
         address.check_dialable()?;
-        let stream = Stream::connect_in(
-            &address,
-            options.connect_timeout,
-            options.in_process.as_ref(),
-        )
-        .await?;
+        let stream = Stream::connect_with(&address, &options).await?;
         Ok(Client::from_stream_with(address, stream, options, push))
     }
 
@@ -149,6 +144,7 @@ impl Client {
             rd,
             in_flight.clone(),
             options.limits,
+            options.idle_timeout,
             push.map(|p| (p, address_text.clone())),
         ));
 

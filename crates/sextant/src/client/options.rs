@@ -8,7 +8,28 @@ use sextant_protocol::{ByteStr, CompressType, Limits, Metadata, SerializeType};
 #[cfg(doc)]
 use super::Client;
 use super::PushOverflow;
-use crate::transport::InProcess;
+#[cfg(feature = "tls")]
+use crate::transport::ClientTlsConfig;
+#[cfg(feature = "kcp")]
+use crate::transport::KcpConfig;
+use crate::transport::{Connector, InProcess};
+
+/// A [`Connector`] shared by the clients of one set of options.
+#[derive(Clone)]
+pub struct SharedConnector(pub std::sync::Arc<dyn Connector>);
+
+impl std::fmt::Debug for SharedConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
+}
+
+impl std::ops::Deref for SharedConnector {
+    type Target = dyn Connector;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
 
 /// Client settings, named after rpcx's `client.Option`. Every field states its default.
 #[derive(Debug, Clone)]
@@ -46,6 +67,27 @@ pub struct ClientOptions {
     /// The hub in which `inprocess@` addresses are dialled. Default: none, meaning the
     /// process-wide hub [`InProcess::global`].
     pub in_process: Option<InProcess>,
+    /// TLS for `tcp@`, `http@`, `wss@` and `quic@` (rpcx's `Option.TLSConfig`); required for
+    /// `wss@` and `quic@`. Default: none (plain TCP).
+    #[cfg(feature = "tls")]
+    pub tls: Option<ClientTlsConfig>,
+    /// TCP keepalive probes after this much silence, on every TCP-based connection (rpcx's
+    /// `TCPKeepAlivePeriod`); `None` turns them off. Default: 1 minute, as rpcx.
+    pub tcp_keepalive: Option<Duration>,
+    /// Closes the connection when nothing has arrived on it for this long (rpcx's
+    /// `IdleTimeout`): a half-open connection is found without heartbeats, and an unused one is
+    /// let go (an XClient dials again on the next call). Default: none.
+    pub idle_timeout: Option<Duration>,
+    /// The HTTP path of `http@` (`CONNECT`) and `ws@`/`wss@` dials (rpcx's `RPCPath`).
+    /// Default: `/_rpcx_`.
+    pub rpc_path: String,
+    /// The kcp-go session settings for `kcp@` (rpcx's `Option.Block` and FEC shards); required
+    /// for `kcp@`. Default: none.
+    #[cfg(feature = "kcp")]
+    pub kcp: Option<KcpConfig>,
+    /// Dials every address itself instead of sextant's transports (see [`Connector`]).
+    /// Default: none.
+    pub connector: Option<SharedConnector>,
 }
 
 impl Default for ClientOptions {
@@ -64,6 +106,14 @@ impl Default for ClientOptions {
             server_message_capacity: 0,
             server_message_overflow: PushOverflow::Drop,
             in_process: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            idle_timeout: None,
+            rpc_path: crate::transport::RPCX_PATH.to_string(),
+            #[cfg(feature = "kcp")]
+            kcp: None,
+            connector: None,
         }
     }
 }
@@ -139,6 +189,44 @@ impl ClientOptions {
     /// Dials `inprocess@` addresses in `hub`.
     pub fn in_process(mut self, hub: InProcess) -> Self {
         self.in_process = Some(hub);
+        self
+    }
+
+    /// Sets [`tls`](ClientOptions::tls).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: ClientTlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Sets [`tcp_keepalive`](ClientOptions::tcp_keepalive).
+    pub fn tcp_keepalive(mut self, period: Option<Duration>) -> Self {
+        self.tcp_keepalive = period;
+        self
+    }
+
+    /// Sets [`idle_timeout`](ClientOptions::idle_timeout).
+    pub fn idle_timeout(mut self, t: Duration) -> Self {
+        self.idle_timeout = Some(t);
+        self
+    }
+
+    /// Sets [`rpc_path`](ClientOptions::rpc_path).
+    pub fn rpc_path(mut self, path: impl Into<String>) -> Self {
+        self.rpc_path = path.into();
+        self
+    }
+
+    /// Sets [`kcp`](ClientOptions::kcp).
+    #[cfg(feature = "kcp")]
+    pub fn kcp(mut self, config: KcpConfig) -> Self {
+        self.kcp = Some(config);
+        self
+    }
+
+    /// Sets [`connector`](ClientOptions::connector).
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.connector = Some(SharedConnector(std::sync::Arc::new(connector)));
         self
     }
 }

@@ -14,9 +14,32 @@ use super::plugin::ServerPlugin;
 use super::{Server, ServerInner};
 use crate::error::Result;
 
-/// rpcx's `AuthFunc`, boxed: the request and its `__AUTH` token in, `Err(text)` to refuse.
-pub(crate) type AuthFn =
-    dyn Fn(&Message, &str) -> BoxFuture<'static, std::result::Result<(), String>> + Send + Sync;
+/// rpcx's `AuthFunc`, boxed: the request, its `__AUTH` token and the connection's peer in,
+/// `Err(text)` to refuse.
+pub(crate) type AuthFn = dyn Fn(&Message, &str, &AuthPeer<'_>) -> BoxFuture<'static, std::result::Result<(), String>>
+    + Send
+    + Sync;
+
+/// Who sent a request, as the auth function of
+/// [`ServerBuilder::auth_fn_with_peer`] sees it: the peer's address and, on TLS and QUIC
+/// connections, what its handshake showed (the client certificate of mutual TLS, SNI, ALPN).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthPeer<'a> {
+    pub(crate) addr: &'a crate::transport::PeerAddr,
+    pub(crate) identity: Option<&'a crate::transport::PeerIdentity>,
+}
+
+impl<'a> AuthPeer<'a> {
+    /// The remote address.
+    pub fn addr(&self) -> &'a crate::transport::PeerAddr {
+        self.addr
+    }
+
+    /// The TLS or QUIC peer identity, if the connection had a handshake that showed one.
+    pub fn identity(&self) -> Option<&'a crate::transport::PeerIdentity> {
+        self.identity
+    }
+}
 
 /// Builds a [`Server`] with options, codecs, an auth function and plugins.
 ///
@@ -57,6 +80,32 @@ impl fmt::Debug for ServerBuilder {
 }
 
 impl ServerBuilder {
+    /// Serves TLS (see [`ServerOptions::tls`]).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::transport::ServerTlsConfig) -> Self {
+        self.options.tls = Some(tls);
+        self
+    }
+
+    /// Sets [`ServerOptions::handshake_timeout`].
+    pub fn handshake_timeout(mut self, t: Duration) -> Self {
+        self.options.handshake_timeout = t;
+        self
+    }
+
+    /// Sets [`ServerOptions::tcp_keepalive`] (rpcx's `WithTCPKeepAlivePeriod`).
+    pub fn tcp_keepalive(mut self, period: Option<Duration>) -> Self {
+        self.options.tcp_keepalive = period;
+        self
+    }
+
+    /// Sets [`ServerOptions::kcp`] (rpcx's `WithBlockCrypt`).
+    #[cfg(feature = "kcp")]
+    pub fn kcp(mut self, config: crate::transport::KcpConfig) -> Self {
+        self.options.kcp = Some(config);
+        self
+    }
+
     /// Replaces all options.
     pub fn options(mut self, options: ServerOptions) -> Self {
         self.options = options;
@@ -116,7 +165,34 @@ impl ServerBuilder {
         F: Fn(&Message, &str) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), String>> + Send + 'static,
     {
-        self.auth = Some(Box::new(move |m, t| Box::pin(f(m, t))));
+        self.auth = Some(Box::new(move |m, t, _| Box::pin(f(m, t))));
+        self
+    }
+
+    /// Like [`auth_fn`](Self::auth_fn), with the peer the request came from: its address and,
+    /// over TLS or QUIC, its certificate identity ([`AuthPeer::identity`]), so that mutual TLS
+    /// clients can be authorised by certificate.
+    ///
+    /// ```
+    /// let server = sextant::Server::builder()
+    ///     .auth_fn_with_peer(|_request, _token, peer| {
+    ///         let cn = peer.identity().and_then(|id| id.common_name()).map(str::to_string);
+    ///         async move {
+    ///             match cn.as_deref() {
+    ///                 Some("billing") => Ok(()),
+    ///                 _ => Err("client certificate not allowed".to_string()),
+    ///             }
+    ///         }
+    ///     })
+    ///     .build();
+    /// # drop(server);
+    /// ```
+    pub fn auth_fn_with_peer<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(&Message, &str, &AuthPeer<'_>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), String>> + Send + 'static,
+    {
+        self.auth = Some(Box::new(move |m, t, p| Box::pin(f(m, t, p))));
         self
     }
 

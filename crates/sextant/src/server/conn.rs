@@ -20,7 +20,7 @@ use super::call::process;
 use super::handler::error_frame;
 use super::{ClientConn, ServerInner};
 use crate::context::Origin;
-use crate::transport::{PeerAddr, Stream};
+use crate::transport::{Connection, Incoming, PeerAddr, PeerIdentity, Stream};
 use crate::util::lock;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -28,14 +28,34 @@ const READ_CHUNK: usize = 16 * 1024;
 /// connections cost little memory.
 const QUIET_AFTER: Duration = Duration::from_secs(1);
 
-pub(crate) async fn serve_conn(server: Arc<ServerInner>, stream: Stream, peer: PeerAddr) {
+pub(crate) async fn serve_conn(server: Arc<ServerInner>, incoming: Incoming) {
+    // The handshake (TLS, WebSocket, QUIC) runs here, in the connection's own task, bounded by
+    // the handshake timeout and by shutdown.
+    let peer = incoming.peer().clone();
+    let finished = tokio::select! {
+        biased;
+        _ = server.shutdown.cancelled() => return,
+        c = incoming.finish(server.options.handshake_timeout) => c,
+    };
+    let Connection {
+        stream,
+        peer,
+        identity,
+        ..
+    } = match finished {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "handshake failed");
+            return;
+        }
+    };
     if !server.plugins().iter().all(|p| p.on_conn_accept(&peer)) {
         tracing::debug!(%peer, "connection refused by a plugin");
         return;
     }
     server.connections.fetch_add(1, Ordering::Relaxed);
     server.total_connections.fetch_add(1, Ordering::Relaxed);
-    serve_accepted(&server, stream, &peer).await;
+    serve_accepted(&server, stream, &peer, identity).await;
     server.connections.fetch_sub(1, Ordering::Relaxed);
     for p in server.plugins().iter() {
         p.on_conn_close(&peer);
@@ -44,7 +64,12 @@ pub(crate) async fn serve_conn(server: Arc<ServerInner>, stream: Stream, peer: P
 
 /// Reads the first bytes of a connection to tell rpcx from HTTP (when the server answers HTTP),
 /// then serves it as what it is.
-async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAddr) {
+async fn serve_accepted(
+    server: &Arc<ServerInner>,
+    stream: Stream,
+    peer: &PeerAddr,
+    identity: Option<Arc<PeerIdentity>>,
+) {
     #[cfg(feature = "http")]
     if super::http::enabled(server) {
         let mut stream = stream;
@@ -84,12 +109,13 @@ async fn serve_accepted(server: &Arc<ServerInner>, stream: Stream, peer: &PeerAd
                 stream,
                 first.freeze(),
                 peer.clone(),
+                identity,
             ));
             return http.await;
         }
-        return serve_rpcx(server, stream, peer, first).await;
+        return serve_rpcx(server, stream, peer, first, identity).await;
     }
-    serve_rpcx(server, stream, peer, BytesMut::new()).await
+    serve_rpcx(server, stream, peer, BytesMut::new(), identity).await
 }
 
 /// Serves rpcx frames on `stream`; `buf` holds bytes already read from it.
@@ -98,6 +124,7 @@ pub(crate) async fn serve_rpcx(
     stream: Stream,
     peer: &PeerAddr,
     mut buf: BytesMut,
+    identity: Option<Arc<PeerIdentity>>,
 ) {
     let opts = &server.options;
     let (mut rd, wr) = stream.into_split();
@@ -108,6 +135,7 @@ pub(crate) async fn serve_rpcx(
     let conn = ClientConn::new(
         server.next_conn_id.fetch_add(1, Ordering::Relaxed),
         peer.clone(),
+        identity,
         &tx,
         reserved,
         server.push_seq.clone(),
@@ -285,7 +313,11 @@ async fn handle_message(
 
     if let Some(auth) = &server.auth {
         let token = msg.metadata.get(keys::AUTH).unwrap_or("");
-        if let Err(text) = auth(&msg, token).await {
+        let who = super::AuthPeer {
+            addr: peer,
+            identity: conn.peer_identity(),
+        };
+        if let Err(text) = auth(&msg, token, &who).await {
             tracing::info!(%peer, error = %text, "auth failed, closing connection");
             if let Some(f) = error_frame(
                 &msg.header,

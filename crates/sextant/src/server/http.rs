@@ -31,7 +31,7 @@ use crate::http::{
     close_after, read_body_within, serve_invoke, serve_jsonrpc, text_response, CorsLayer, HttpBody,
     InvokeError, InvokeOutcome, JsonRpcError, JsonRpcOptions, CODE_INTERNAL_ERROR,
 };
-use crate::transport::{PeerAddr, Stream};
+use crate::transport::{PeerAddr, PeerIdentity, Stream};
 use crate::util::lock;
 
 /// The HTTP request type user routes receive.
@@ -193,15 +193,23 @@ pub(crate) fn enabled(server: &ServerInner) -> bool {
 struct Conn {
     server: Arc<ServerInner>,
     peer: PeerAddr,
+    identity: Option<Arc<PeerIdentity>>,
     /// A `CONNECT` that was accepted: rpcx continues on the upgraded connection.
     upgrade: Mutex<Option<OnUpgrade>>,
 }
 
 /// Serves an HTTP connection whose first bytes, already read, are `first`.
-pub(crate) async fn serve(server: Arc<ServerInner>, stream: Stream, first: Bytes, peer: PeerAddr) {
+pub(crate) async fn serve(
+    server: Arc<ServerInner>,
+    stream: Stream,
+    first: Bytes,
+    peer: PeerAddr,
+    identity: Option<Arc<PeerIdentity>>,
+) {
     let conn = Arc::new(Conn {
         server: server.clone(),
         peer: peer.clone(),
+        identity: identity.clone(),
         upgrade: Mutex::new(None),
     });
     let c = conn.clone();
@@ -254,6 +262,7 @@ pub(crate) async fn serve(server: Arc<ServerInner>, stream: Stream, first: Bytes
                     stream,
                     &peer,
                     BytesMut::new(),
+                    identity,
                 ));
                 rpcx.await;
             }
@@ -326,7 +335,7 @@ fn connect(conn: &Conn, req: &mut Request<Incoming>) -> Response<HttpBody> {
 async fn invoke(conn: &Conn, req: Request<Incoming>) -> Response<HttpBody> {
     let opts = &conn.server.options.http;
     serve_invoke(req, opts.max_body_size, opts.body_read_timeout, |msg| {
-        call(&conn.server, &conn.peer, msg, false)
+        call(&conn.server, &conn.peer, conn.identity.as_ref(), msg, false)
     })
     .await
 }
@@ -346,7 +355,12 @@ async fn jsonrpc_request(conn: &Conn, req: Request<Incoming>) -> Response<HttpBo
         Err(e) => return close_after(text_response(e.status, e.message)),
     };
     serve_jsonrpc(&parts.headers, &body, &opts.jsonrpc, |msg| {
-        jsonrpc_call(conn.server.clone(), conn.peer.clone(), msg)
+        jsonrpc_call(
+            conn.server.clone(),
+            conn.peer.clone(),
+            conn.identity.clone(),
+            msg,
+        )
     })
     .await
 }
@@ -354,17 +368,18 @@ async fn jsonrpc_request(conn: &Conn, req: Request<Incoming>) -> Response<HttpBo
 async fn jsonrpc_call(
     server: Arc<ServerInner>,
     peer: PeerAddr,
+    identity: Option<Arc<PeerIdentity>>,
     msg: Message,
 ) -> Result<Bytes, JsonRpcError> {
     if msg.header.is_oneway() {
         // A notification: answered at once, run in the background (as rpcx does).
         let s = server.clone();
         server.tracker.spawn(async move {
-            call(&s, &peer, msg, true).await;
+            call(&s, &peer, identity.as_ref(), msg, true).await;
         });
         return Ok(Bytes::new());
     }
-    match call(&server, &peer, msg, false).await {
+    match call(&server, &peer, identity.as_ref(), msg, false).await {
         InvokeOutcome::Reply {
             header, metadata, ..
         } if header.status() == MessageStatusType::Error => {
@@ -384,6 +399,7 @@ async fn jsonrpc_call(
 async fn call(
     server: &Arc<ServerInner>,
     peer: &PeerAddr,
+    identity: Option<&Arc<PeerIdentity>>,
     mut msg: Message,
     keep_oneway: bool,
 ) -> InvokeOutcome {
@@ -397,7 +413,11 @@ async fn call(
     }
     if let Some(auth) = &server.auth {
         let token = msg.metadata.get(keys::AUTH).unwrap_or("").to_string();
-        if let Err(text) = auth(&msg, &token).await {
+        let who = super::AuthPeer {
+            addr: peer,
+            identity: identity.map(|i| &**i),
+        };
+        if let Err(text) = auth(&msg, &token, &who).await {
             tracing::info!(%peer, error = %text, "auth failed for an HTTP request");
             return InvokeOutcome::Failed(InvokeError::new(StatusCode::UNAUTHORIZED, text));
         }
@@ -406,7 +426,8 @@ async fn call(
         // Go's HTTP invoke waits for the reply even when X-RPCX-Oneway is set, and sends it.
         msg.header.set_oneway(false);
     }
-    let Some(frame) = process(server, msg, Origin::Http(peer.clone())).await else {
+    let Some(frame) = process(server, msg, Origin::Http(peer.clone(), identity.cloned())).await
+    else {
         let mut header = Header::new();
         header.set_message_type(sextant_protocol::MessageType::Response);
         return InvokeOutcome::Reply {

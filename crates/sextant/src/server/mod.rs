@@ -86,7 +86,7 @@ use crate::error::{Error, Result};
 use crate::transport::{Address, Listener, ToAddress};
 use crate::util::{lock, Backoff};
 use builder::AuthFn;
-pub use builder::ServerBuilder;
+pub use builder::{AuthPeer, ServerBuilder};
 use handler::Env;
 pub use handler::Method;
 #[cfg(feature = "http")]
@@ -292,6 +292,32 @@ impl Server {
         Ok(addr)
     }
 
+    /// Serves the byte streams `incoming` yields, connections the caller accepted itself
+    /// (tonic's `serve_with_incoming`): a TLS terminator of their own, a socket handed over by a
+    /// supervisor, a test pipe. `address` is what this listener is known as (what
+    /// [`addresses`](Server::addresses) lists and registries publish); each connection's peer is
+    /// [`PeerAddr::Other`](crate::PeerAddr::Other). For a full [`Accept`](crate::transport::Accept)
+    /// implementation (with peers and handshakes of its own) use
+    /// [`start_listener`](Server::start_listener) with
+    /// [`Listener::from_accept`](crate::transport::Listener::from_accept).
+    pub async fn start_incoming<S, I>(
+        &self,
+        address: impl ToAddress,
+        incoming: S,
+    ) -> Result<Address>
+    where
+        S: futures::Stream<Item = std::io::Result<I>> + Send + Unpin + 'static,
+        I: crate::transport::Io,
+    {
+        let address = address.to_address()?;
+        let accept = IncomingStreams {
+            address,
+            streams: tokio::sync::Mutex::new(incoming),
+            next: AtomicU64::new(1),
+        };
+        self.start_listener(Listener::from_accept(accept)).await
+    }
+
     /// Binds `address` and serves until [`shutdown`](Server::shutdown) is called (rpcx's
     /// `Serve`); returns once the shutdown has finished draining.
     pub async fn serve(&self, address: impl ToAddress) -> Result<()> {
@@ -318,7 +344,7 @@ impl Server {
     async fn bind(&self, address: impl ToAddress) -> Result<Listener> {
         self.check_running()?;
         let address = address.to_address()?;
-        Listener::bind(&address).await
+        Listener::bind_with(&address, &self.inner.options).await
     }
 
     /// Records a listener's address as one this server listens on.
@@ -389,12 +415,12 @@ async fn accept_loop(inner: Arc<ServerInner>, listener: Listener) {
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok(incoming) => {
                 backoff.reset();
-                tracing::debug!(%peer, "accepted connection");
+                tracing::debug!(peer = %incoming.peer(), "accepted connection");
                 inner
                     .tracker
-                    .spawn(conn::serve_conn(inner.clone(), stream, peer));
+                    .spawn(conn::serve_conn(inner.clone(), incoming));
             }
             Err(e) => {
                 let wait = backoff.next_delay();
@@ -408,5 +434,42 @@ async fn accept_loop(inner: Arc<ServerInner>, listener: Listener) {
     }
     if let Ok(addr) = listener.local_addr() {
         lock(&inner.addresses).retain(|a| *a != addr);
+    }
+}
+
+/// A stream of byte streams as an [`Accept`](crate::transport::Accept).
+struct IncomingStreams<S> {
+    address: Address,
+    streams: tokio::sync::Mutex<S>,
+    next: AtomicU64,
+}
+
+impl<S, I> crate::transport::Accept for IncomingStreams<S>
+where
+    S: futures::Stream<Item = std::io::Result<I>> + Send + Unpin + 'static,
+    I: crate::transport::Io,
+{
+    fn accept(&self) -> BoxFuture<'_, std::io::Result<crate::transport::Incoming>> {
+        Box::pin(async move {
+            use futures::StreamExt;
+            // Only the accept loop calls this, so the lock is never contended.
+            match self.streams.lock().await.next().await {
+                Some(Ok(io)) => {
+                    let n = self.next.fetch_add(1, Ordering::Relaxed);
+                    let peer = crate::PeerAddr::Other(format!("{}#{n}", self.address));
+                    Ok(crate::transport::Incoming::ready(
+                        crate::transport::Stream::from_io(io),
+                        peer,
+                    ))
+                }
+                Some(Err(e)) => Err(e),
+                // The stream has ended: nothing more will come; wait for shutdown.
+                None => futures::future::pending().await,
+            }
+        })
+    }
+
+    fn local_addr(&self) -> std::io::Result<Address> {
+        Ok(self.address.clone())
     }
 }

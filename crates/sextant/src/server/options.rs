@@ -6,6 +6,10 @@ use sextant_protocol::Limits;
 
 #[cfg(feature = "http")]
 pub use super::http::HttpOptions;
+#[cfg(feature = "kcp")]
+use crate::transport::KcpConfig;
+#[cfg(feature = "tls")]
+use crate::transport::ServerTlsConfig;
 
 /// Server settings. Every field states its default.
 ///
@@ -52,6 +56,22 @@ pub struct ServerOptions {
     /// The HTTP side's limits, timeouts and CORS. Default: [`HttpOptions::default`].
     #[cfg(feature = "http")]
     pub http: HttpOptions,
+    /// TLS on `tcp@`, `reuseport@`, `http@` and `wss@` listeners, and the certificate of
+    /// `quic@` ones (rpcx's `WithTLSConfig`); required for `wss@` and `quic@`. Default: none.
+    #[cfg(feature = "tls")]
+    pub tls: Option<ServerTlsConfig>,
+    /// How long a new connection's handshakes (TLS, WebSocket upgrade, QUIC) may take; past
+    /// that it is closed, and it never holds up other connections. Default: 10 s.
+    pub handshake_timeout: Duration,
+    /// TCP keepalive probes after this much silence on accepted TCP connections (rpcx's
+    /// `WithTCPKeepAlivePeriod`); `None` turns them off. Default: 3 minutes, as rpcx.
+    pub tcp_keepalive: Option<Duration>,
+    /// The HTTP path `ws@` and `wss@` listeners upgrade on. Default: `/_rpcx_`.
+    pub rpc_path: String,
+    /// The kcp-go session settings of `kcp@` listeners (rpcx's `WithBlockCrypt`, FEC 10/3);
+    /// required for `kcp@`. Default: none.
+    #[cfg(feature = "kcp")]
+    pub kcp: Option<KcpConfig>,
 }
 
 impl Default for ServerOptions {
@@ -69,6 +89,13 @@ impl Default for ServerOptions {
             disable_jsonrpc: false,
             #[cfg(feature = "http")]
             http: HttpOptions::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
+            handshake_timeout: Duration::from_secs(10),
+            tcp_keepalive: Some(Duration::from_secs(180)),
+            rpc_path: crate::transport::RPCX_PATH.to_string(),
+            #[cfg(feature = "kcp")]
+            kcp: None,
         }
     }
 }

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::handler::Env;
 use crate::error::{Error, PushError, Result};
-use crate::transport::PeerAddr;
+use crate::transport::{PeerAddr, PeerIdentity};
 
 /// A client's rpcx connection to this server, as a handle a handler can keep: rpcx's `net.Conn`
 /// taken from `ctx.Value(server.RemoteConnContextKey)`.
@@ -47,6 +47,7 @@ pub struct ClientConn {
 struct ConnShared {
     id: u64,
     peer: PeerAddr,
+    identity: Option<Arc<PeerIdentity>>,
     /// The connection's writer queue; weak, so that a handle does not keep the connection open.
     tx: mpsc::WeakSender<BytesMut>,
     /// Queue slots kept for replies: a push may only take a slot when this many stay free.
@@ -60,9 +61,11 @@ struct ConnShared {
 }
 
 impl ClientConn {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         id: u64,
         peer: PeerAddr,
+        identity: Option<Arc<PeerIdentity>>,
         tx: &mpsc::Sender<BytesMut>,
         reserved: usize,
         seq: Arc<AtomicU64>,
@@ -72,6 +75,7 @@ impl ClientConn {
             inner: Arc::new(ConnShared {
                 id,
                 peer,
+                identity,
                 tx: tx.downgrade(),
                 reserved,
                 closed: CancellationToken::new(),
@@ -91,6 +95,11 @@ impl ClientConn {
     /// The client's address.
     pub fn peer_addr(&self) -> &PeerAddr {
         &self.inner.peer
+    }
+
+    /// What the client's TLS or QUIC handshake showed (certificate, SNI, ALPN), if anything.
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.inner.identity.as_deref()
     }
 
     /// Whether the connection has closed.

@@ -19,12 +19,12 @@ pub const RPCX_NETWORKS: &[(&str, Option<Network>)] = &[
     ("tcp6", Some(Network::Tcp)),
     ("unix", Some(Network::Unix)),
     ("inprocess", Some(Network::InProcess)),
-    ("reuseport", None),
-    ("http", None),
-    ("ws", None),
-    ("wss", None),
-    ("quic", None),
-    ("kcp", None),
+    ("reuseport", Some(Network::Reuseport)),
+    ("http", Some(Network::Http)),
+    ("ws", Some(Network::Ws)),
+    ("wss", Some(Network::Wss)),
+    ("quic", Some(Network::Quic)),
+    ("kcp", Some(Network::Kcp)),
     ("utp", None),
     ("rdma", None),
     ("memu", None),
@@ -41,6 +41,20 @@ pub enum Network {
     /// An in-memory pipe to a server in the same process (`inprocess`); see
     /// [`InProcess`](super::InProcess).
     InProcess,
+    /// TCP, with `SO_REUSEPORT` on the listening socket so that several processes can serve one
+    /// port (`reuseport`); dialled as TCP.
+    Reuseport,
+    /// rpcx frames after an HTTP `CONNECT /_rpcx_` (`http`), as rpcx's `newDirectHTTPConn`.
+    Http,
+    /// rpcx frames in WebSocket messages on path `/_rpcx_` (`ws`), as rpcx's `serveByWS`.
+    Ws,
+    /// WebSocket over TLS (`wss`).
+    Wss,
+    /// QUIC (`quic`): TLS 1.3, ALPN `rpcx`, one bidirectional stream per connection, as rpcx's
+    /// `smallnest/quick`.
+    Quic,
+    /// KCP over UDP (`kcp`), kcp-go's sessions (block cipher, FEC), as rpcx's `kcp` build tag.
+    Kcp,
 }
 
 impl Network {
@@ -50,7 +64,28 @@ impl Network {
             Network::Tcp => "tcp",
             Network::Unix => "unix",
             Network::InProcess => "inprocess",
+            Network::Reuseport => "reuseport",
+            Network::Http => "http",
+            Network::Ws => "ws",
+            Network::Wss => "wss",
+            Network::Quic => "quic",
+            Network::Kcp => "kcp",
         }
+    }
+
+    /// Whether addresses of this network are `host:port` (every network but `unix` and
+    /// `inprocess`).
+    pub fn has_host_port(self) -> bool {
+        !matches!(self, Network::Unix | Network::InProcess)
+    }
+
+    /// Whether this network runs over a TCP connection (`tcp`, `reuseport`, `http`, `ws`,
+    /// `wss`), so TCP options (keepalive, no-delay) and a TCP connect probe apply.
+    pub fn is_tcp_based(self) -> bool {
+        matches!(
+            self,
+            Network::Tcp | Network::Reuseport | Network::Http | Network::Ws | Network::Wss
+        )
     }
 
     /// The network an rpcx network name stands for. `Err` says why not: a network of rpcx that
@@ -59,11 +94,12 @@ impl Network {
         match RPCX_NETWORKS.iter().find(|(n, _)| *n == name) {
             Some((_, Some(network))) => Ok(*network),
             Some((_, None)) => Err(format!(
-                "network {name:?} is an rpcx network not supported by sextant yet; use tcp, unix \
-                 or inprocess"
+                "network {name:?} is an rpcx network sextant does not speak; use tcp, unix, \
+                 inprocess, reuseport, http, ws, wss, quic or kcp"
             )),
             None => Err(format!(
-                "unknown network {name:?}; expected tcp, tcp4, tcp6, unix or inprocess"
+                "unknown network {name:?}; expected tcp, tcp4, tcp6, unix, inprocess, reuseport, \
+                 http, ws, wss, quic or kcp"
             )),
         }
     }
@@ -86,7 +122,8 @@ impl fmt::Display for Network {
 /// | `tcp@h:99999`, `tcp@h`, `tcp@bad host:1` | | no: not a port, no port, not a host | |
 /// | `unix@/tmp/rpcx.sock` | unix socket | yes | yes |
 /// | `inprocess@arith` | in-process ([`InProcess`](super::InProcess)) | yes | yes |
-/// | `quic@…`, `kcp@…`, `ws@…`, … | rpcx networks sextant does not support yet | no, with an error saying so | |
+/// | `reuseport@…`, `http@…`, `ws@…`, `wss@…`, `quic@…`, `kcp@…` | the other transports, `host:port` as TCP | yes | yes (`quic` and `kcp` with their cargo features) |
+/// | `utp@…`, `rdma@…`, `memu@…` | rpcx networks sextant does not speak | no, with an error saying so | |
 /// | `carrier-pigeon@…` | | no: unknown network | |
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Address {
@@ -132,7 +169,7 @@ impl Address {
         if addr.is_empty() {
             return Err(invalid("the address after '@' is empty".into()));
         }
-        if network == Network::Tcp {
+        if network.has_host_port() {
             check_host_port(addr).map_err(invalid)?;
         }
         Ok(Address {
@@ -144,7 +181,7 @@ impl Address {
     /// Checks that a client can dial this address, i.e. that it names one server: a TCP
     /// address needs a host and a port other than 0 (those only make sense for binding).
     pub fn check_dialable(&self) -> Result<()> {
-        if self.network != Network::Tcp {
+        if !self.network.has_host_port() {
             return Ok(());
         }
         let invalid = |reason: &str| Error::InvalidAddress {
@@ -161,11 +198,12 @@ impl Address {
         Ok(())
     }
 
-    /// Host and port of a TCP address, the host without IPv6 brackets (`tcp@[::1]:8972` →
-    /// `("::1", 8972)`); `None` for other networks. What a registry that stores host and port
-    /// apart (Consul's agent services, mDNS) publishes.
+    /// Host and port of a `host:port` address (every network but `unix` and `inprocess`), the
+    /// host without IPv6 brackets (`tcp@[::1]:8972` → `("::1", 8972)`); `None` for the others.
+    /// What a registry that stores host and port apart (Consul's agent services, mDNS)
+    /// publishes.
     pub fn host_port(&self) -> Option<(&str, u16)> {
-        if self.network != Network::Tcp {
+        if !self.network.has_host_port() {
             return None;
         }
         let (host, port) = self.addr.rsplit_once(':')?;
@@ -184,6 +222,14 @@ impl Address {
     /// The part after `@`: `host:port`, a socket path or an in-process name.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The same `host:port` on another network (`tcp@h:p` → `ws@h:p`).
+    pub fn with_network(&self, network: Network) -> Address {
+        Address {
+            network,
+            addr: self.addr.clone(),
+        }
     }
 }
 
@@ -290,6 +336,23 @@ pub enum PeerAddr {
     Unix(Option<String>),
     /// A client in the same process: the in-process name and a connection number.
     InProcess(String),
+    /// A QUIC peer.
+    Quic(SocketAddr),
+    /// A KCP peer.
+    Kcp(SocketAddr),
+    /// A peer on a connection the user accepted (see
+    /// [`Server::start_incoming`](crate::Server::start_incoming)), as the user named it.
+    Other(String),
+}
+
+impl PeerAddr {
+    /// The peer's IP address and port, for the networks that have one.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            PeerAddr::Tcp(a) | PeerAddr::Quic(a) | PeerAddr::Kcp(a) => Some(*a),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for PeerAddr {
@@ -299,6 +362,9 @@ impl fmt::Display for PeerAddr {
             PeerAddr::Unix(Some(p)) => write!(f, "unix@{p}"),
             PeerAddr::Unix(None) => f.write_str("unix@(unnamed)"),
             PeerAddr::InProcess(n) => write!(f, "inprocess@{n}"),
+            PeerAddr::Quic(a) => write!(f, "quic@{a}"),
+            PeerAddr::Kcp(a) => write!(f, "kcp@{a}"),
+            PeerAddr::Other(n) => f.write_str(n),
         }
     }
 }
@@ -340,8 +406,10 @@ mod tests {
         for (s, needle) in [
             ("carrier-pigeon@1.2.3.4:5", "unknown network"),
             ("inprocess@", "empty"),
-            ("quic@127.0.0.1:5", "not supported by sextant yet"),
-            ("kcp@127.0.0.1:5", "not supported by sextant yet"),
+            ("utp@127.0.0.1:5", "sextant does not speak"),
+            ("rdma@127.0.0.1:5", "sextant does not speak"),
+            ("quic@127.0.0.1", "host:port"),
+            ("ws@bad host:1", "neither"),
             ("tcp@", "empty"),
             ("unix@", "empty"),
             ("tcp@localhost", "host:port"),
@@ -388,6 +456,8 @@ mod tests {
         assert_eq!(hp("tcp@:80"), Some(("".into(), 80)));
         assert_eq!(hp("unix@/tmp/x.sock"), None);
         assert_eq!(hp("inprocess@x"), None);
+        assert_eq!(hp("quic@127.0.0.1:9"), Some(("127.0.0.1".into(), 9)));
+        assert_eq!(hp("ws@[::1]:80"), Some(("::1".into(), 80)));
     }
 
     #[test]
@@ -396,7 +466,15 @@ mod tests {
             assert!(!RPCX_NETWORKS[i + 1..].iter().any(|(m, _)| m == n), "{n}");
         }
         assert_eq!(Network::from_name("tcp6"), Ok(Network::Tcp));
-        assert!(Network::from_name("ws").is_err());
+        assert_eq!(Network::from_name("ws"), Ok(Network::Ws));
+        assert!(Network::from_name("memu").is_err());
+        for (name, network) in RPCX_NETWORKS {
+            if let Some(n) = network {
+                if !name.starts_with("tcp") {
+                    assert_eq!(n.as_str(), *name);
+                }
+            }
+        }
     }
 
     #[test]

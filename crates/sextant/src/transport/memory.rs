@@ -106,7 +106,7 @@ impl InProcess {
             }
         }
         map.insert(name.to_string(), tx);
-        Ok(Listener::Memory(MemoryListener {
+        Ok(Listener::memory(MemoryListener {
             name: name.to_string(),
             rx: tokio::sync::Mutex::new(rx),
         }))
@@ -161,7 +161,7 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The listening end of an in-process name (inside [`Listener::Memory`]).
+/// The listening end of an in-process name (inside a [`Listener`] from [`InProcess::listen`]).
 pub struct MemoryListener {
     name: String,
     rx: tokio::sync::Mutex<mpsc::Receiver<Accepted>>,
@@ -196,6 +196,7 @@ impl MemoryListener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
@@ -208,7 +209,14 @@ mod tests {
         let Stream::Memory(mut c) = hub.connect("x").await.unwrap() else {
             panic!("not a memory stream")
         };
-        let (s, peer) = l.accept().await.unwrap();
+        let c2 = l
+            .accept()
+            .await
+            .unwrap()
+            .finish(Duration::from_secs(1))
+            .await
+            .unwrap();
+        let (s, peer) = (c2.stream, c2.peer);
         assert!(peer.to_string().starts_with("inprocess@x#"));
         let Stream::Memory(mut s) = s else {
             panic!("not a memory stream")

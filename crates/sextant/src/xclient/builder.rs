@@ -260,6 +260,39 @@ impl XClientBuilder {
         self
     }
 
+    /// Dials TLS (and `wss@`, `quic@`) with this configuration
+    /// ([`ClientOptions::tls`](crate::ClientOptions::tls)).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::transport::ClientTlsConfig) -> Self {
+        self.options.client.tls = Some(tls);
+        self
+    }
+
+    /// Sets [`ClientOptions::tcp_keepalive`](crate::ClientOptions::tcp_keepalive).
+    pub fn tcp_keepalive(mut self, period: Option<Duration>) -> Self {
+        self.options.client.tcp_keepalive = period;
+        self
+    }
+
+    /// Sets [`ClientOptions::idle_timeout`](crate::ClientOptions::idle_timeout).
+    pub fn idle_timeout(mut self, t: Duration) -> Self {
+        self.options.client.idle_timeout = Some(t);
+        self
+    }
+
+    /// Sets [`ClientOptions::kcp`](crate::ClientOptions::kcp).
+    #[cfg(feature = "kcp")]
+    pub fn kcp(mut self, config: crate::transport::KcpConfig) -> Self {
+        self.options.client.kcp = Some(config);
+        self
+    }
+
+    /// Dials every server with `connector` ([`ClientOptions::connector`](crate::ClientOptions::connector)).
+    pub fn connector(mut self, connector: impl crate::transport::Connector) -> Self {
+        self.options.client = self.options.client.connector(connector);
+        self
+    }
+
     /// Builds the XClient. Fails when the service path is empty, no discovery was given, or it is
     /// not called inside a tokio runtime.
     pub fn build(self) -> Result<XClient> {
