@@ -430,7 +430,7 @@ pub async fn bad_entries_are_skipped<H: Harness>(h: &H) {
     h.raw_put(&format!("{dir}/tcp@127.0.0.1:2"), b"a=%zz").await;
     h.raw_put(&format!("{dir}/not-an-address"), b"weight=1")
         .await;
-    h.raw_put(&format!("{dir}/quic@127.0.0.1:3"), b"weight=1")
+    h.raw_put(&format!("{dir}/utp@127.0.0.1:3"), b"weight=1")
         .await;
     h.raw_put(&format!("{dir}/tcp@127.0.0.1:99999"), b"").await;
     let store = h.store();

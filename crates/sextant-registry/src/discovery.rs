@@ -7,7 +7,7 @@
 //! - **Full lists**: every change of the directory leads to a new listing, and the whole list is
 //!   published (rpcx's `WatchService` semantics); unchanged lists wake nobody.
 //! - **Validation**: an entry whose key is not a server address sextant can dial (a directory
-//!   marker, `quic@...`, garbage) or whose value is not a metadata query string (not UTF-8, bad
+//!   marker, `utp@...`, garbage) or whose value is not a metadata query string (not UTF-8, bad
 //!   `%` escapes, not in the engine's value format) is skipped, with one warning per distinct
 //!   entry.
 //! - **Outages never empty the list**: when the registry cannot be reached, the last known servers

@@ -68,8 +68,9 @@ pub fn server_key(base_path: &str, service_path: &str, address: &str) -> String 
 /// [`Address::parse`] accepts and [`Address::check_dialable`] lets through (the one address
 /// parser of sextant, so a discovery and an XClient never disagree about an address).
 ///
-/// rpcx registries may also hold `quic@`, `kcp@`, `http@`, `ws@` servers (Go rpcx servers); they
-/// are reported as unsupported, so a discovery skips them with a warning that says why.
+/// Every network sextant dials is accepted (`tcp`, `unix`, `reuseport`, `http`, `ws`, `wss`,
+/// `quic`, `kcp`, `inprocess`); rpcx's `utp`, `rdma` and `memu` are reported as unsupported, so a
+/// discovery skips them with a warning that says why.
 pub fn check_server_address(address: &str) -> std::result::Result<(), String> {
     let describe = |e: sextant::Error| match e {
         sextant::Error::InvalidAddress { reason, .. } => reason,
@@ -123,6 +124,12 @@ mod tests {
             "unix@/tmp/rpcx.sock",
             "inprocess@arith",
             "127.0.0.1:8972",
+            "quic@127.0.0.1:8972",
+            "kcp@127.0.0.1:8972",
+            "ws@127.0.0.1:8972",
+            "wss@h:1",
+            "http@h:1",
+            "reuseport@h:1",
         ] {
             assert!(check_server_address(ok).is_ok(), "{ok}");
         }
@@ -132,7 +139,8 @@ mod tests {
             "tcp@127.0.0.1:99999",
             "tcp@:80",
             "tcp@bad host:80",
-            "quic@127.0.0.1:8972",
+            "utp@127.0.0.1:8972",
+            "quic@127.0.0.1:0",
             "foo@x:1",
             "unix@",
             "inprocess@",

@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sextant::transport::Network;
 use sextant::{Address, Server, ServerPlugin};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -530,7 +529,7 @@ impl<S: RegistryStore> Worker<S> {
             Some(a) if self.addresses.is_empty() => a.clone(),
             Some(_) => return true, // the configured address is already published
             None => {
-                if address.network() == Network::Tcp {
+                if address.network().has_host_port() {
                     let host = address
                         .addr()
                         .rsplit_once(':')

@@ -46,7 +46,10 @@ pub(super) async fn read_loop(
             r = read_within(&mut rd, &mut buf, idle_timeout) => match r {
                 Ok(0) => break Error::lost("the server closed the connection"),
                 Ok(_) => {}
-                Err(e) => break Error::lost(format!("read failed: {e}")),
+                Err(e) => break Error::lost(format!(
+                    "read failed: {}",
+                    crate::transport::describe_io_error(&e)
+                )),
             },
         }
     };

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
 use super::{SelectContext, Selector, ServerNode, SmoothWeighted};
-use crate::transport::{Address, Network};
+use crate::transport::Address;
 use crate::util::lock;
 
 /// Measures the round-trip time to a server; `None` when it cannot be reached.
@@ -187,10 +187,13 @@ async fn measure_loop(shared: Weak<Shared>, wake: Arc<Notify>) {
     }
 }
 
-/// The average time of [`PROBES`] TCP connects to a `tcp@` server; zero for local transports.
+/// The average time of [`PROBES`] TCP connects to a server on a TCP-based network (`tcp@`,
+/// `http@`, `ws@`, `wss@`, `reuseport@`); zero for local transports and for the UDP ones
+/// (`quic@`, `kcp@`: no connect to time without a full handshake), which so weigh as a nearby
+/// server.
 async fn tcp_connect_rtt(address: Arc<str>) -> Option<Duration> {
     let addr = Address::parse(&address).ok()?;
-    if addr.network() != Network::Tcp {
+    if !addr.network().is_tcp_based() {
         return Some(Duration::ZERO);
     }
     let mut total = Duration::ZERO;

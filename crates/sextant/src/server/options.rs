@@ -69,7 +69,9 @@ pub struct ServerOptions {
     /// The HTTP path `ws@` and `wss@` listeners upgrade on. Default: `/_rpcx_`.
     pub rpc_path: String,
     /// The kcp-go session settings of `kcp@` listeners (rpcx's `WithBlockCrypt`, FEC 10/3);
-    /// required for `kcp@`. Default: none.
+    /// required for `kcp@`. KCP has no close packet, so a server session silent for the
+    /// config's `idle_timeout` is dropped, 120 s when it is not set (clients that stay idle
+    /// longer should send heartbeats). Default: none.
     #[cfg(feature = "kcp")]
     pub kcp: Option<KcpConfig>,
 }

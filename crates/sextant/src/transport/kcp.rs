@@ -14,6 +14,9 @@ use crate::client::ClientOptions;
 use crate::error::Error;
 use crate::server::ServerOptions;
 
+/// How long a server keeps a silent KCP session when its [`KcpConfig::idle_timeout`] is not set.
+pub(super) const SERVER_IDLE: std::time::Duration = std::time::Duration::from_secs(120);
+
 async fn resolve(addr: &Address) -> io::Result<SocketAddr> {
     tokio::net::lookup_host(addr.addr())
         .await?
@@ -22,7 +25,7 @@ async fn resolve(addr: &Address) -> io::Result<SocketAddr> {
 }
 
 pub(super) async fn bind(addr: &Address, options: &ServerOptions) -> Result<KcpListener, Error> {
-    let config = options.kcp.clone().ok_or_else(|| {
+    let mut config = options.kcp.clone().ok_or_else(|| {
         Error::Config(format!(
             "{addr}: kcp@ needs ServerOptions::kcp (rpcx: \"KCP BlockCrypt must be configured\"); \
              KcpConfig::new().with_pass_salt(pass, salt) as rpcx-examples"
@@ -32,6 +35,11 @@ pub(super) async fn bind(addr: &Address, options: &ServerOptions) -> Result<KcpL
         address: addr.to_string(),
         source: e.into(),
     };
+    // kcp-go has no close packet: without an idle timeout the sessions of clients that went
+    // away would stay until `max_sessions` is reached and new clients are refused.
+    if config.idle_timeout.is_none() {
+        config.idle_timeout = Some(SERVER_IDLE);
+    }
     let local = resolve(addr).await.map_err(bind_err)?;
     KcpListener::bind(local, config).await.map_err(bind_err)
 }

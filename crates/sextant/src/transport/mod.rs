@@ -455,6 +455,18 @@ async fn tls_accept(
     Ok((s, id))
 }
 
+/// An I/O error on an established connection as a person can act on it: TLS alerts (a refused
+/// client certificate, say) named as such.
+pub(crate) fn describe_io_error(e: &io::Error) -> String {
+    #[cfg(feature = "tls")]
+    if e.get_ref()
+        .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
+    {
+        return tls::describe_tls_error(e);
+    }
+    e.to_string()
+}
+
 /// Any byte stream sextant can speak rpcx over: what [`Stream::from_io`] takes.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 

@@ -583,9 +583,10 @@ pub(crate) fn describe_tls_error(e: &io::Error) -> String {
             C::NotValidForName | C::NotValidForNameContext { .. } => {
                 format!("TLS: the peer's certificate is not valid for the name dialled ({c:?})")
             }
-            C::BadSignature | C::BadEncoding => {
-                format!("TLS: the peer's certificate is malformed ({c:?})")
-            }
+            C::BadSignature => "TLS: the peer's certificate is not trusted (its signature does \
+                                not verify against the trusted CAs)"
+                .into(),
+            C::BadEncoding => "TLS: the peer's certificate is malformed".into(),
             other => format!("TLS: invalid peer certificate: {other:?}"),
         },
         Some(rustls::Error::AlertReceived(a)) => match a {

@@ -3,8 +3,9 @@
 //!
 //! The byte stream is cut into messages wherever the writer flushed, so rpcx message boundaries
 //! need not match WebSocket message boundaries: the reader reads the messages' payloads one after
-//! another as one stream. Go's client sends text frames and Go's server binary frames; sextant
-//! sends binary frames and takes both. Go's server refuses an upgrade without an `Origin` header,
+//! another as one stream. Go's client sends text frames (rpcx's bytes, not UTF-8) and Go's server
+//! binary frames; sextant sends binary frames and its server takes both (text frames are read
+//! as binary: see [`TextAsBinary`]). Go's server refuses an upgrade without an `Origin` header,
 //! so sextant's client sends one (`http://host:port`, or `https://` for `wss`, as Go's client).
 //! sextant's server does not require it.
 //!
@@ -66,7 +67,10 @@ fn to_io(e: tungstenite::Error) -> io::Error {
 }
 
 /// Accepts a WebSocket upgrade on `path` over `s`. Other paths get `404`, as Go's mux answers.
-pub(super) async fn accept<S: Io>(s: S, config: &WsConfig) -> io::Result<WsIo<S>> {
+/// The client's text frames are read as binary ones (see [`TextAsBinary`]).
+#[allow(clippy::result_large_err)] // tungstenite's callback type: the Err is its ErrorResponse
+pub(super) async fn accept<S: Io>(s: S, config: &WsConfig) -> io::Result<WsIo<TextAsBinary<S>>> {
+    let s = TextAsBinary::new(s);
     let path = config.path.clone();
     let check = move |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() == path {
@@ -139,6 +143,148 @@ pub(super) async fn dial(addr: &Address, options: &ClientOptions) -> io::Result<
         .await
         .map_err(to_io)?;
     Ok(super::Stream::from_io(WsIo::new(ws)))
+}
+
+/// Go's rpcx client (golang.org/x/net/websocket) sends rpcx's binary bytes in *text* frames,
+/// which are not valid UTF-8, and tungstenite refuses a text message that is not UTF-8. So the
+/// server reads its socket through this: past the HTTP upgrade request, it follows the frames
+/// (header, then a payload it skips by length) and turns each text opcode into the binary one
+/// before tungstenite parses the frame. Only that header byte changes; masking covers payloads
+/// alone, so nothing else is touched. Writes pass through.
+pub(super) struct TextAsBinary<S> {
+    inner: S,
+    scan: Scan,
+}
+
+#[derive(Clone, Copy)]
+enum Scan {
+    /// In the HTTP request: how much of `\r\n\r\n` was just seen.
+    Http(u8),
+    /// In a frame header: its bytes so far.
+    Header([u8; 14], usize),
+    /// In a frame payload: the bytes left.
+    Payload(u64),
+}
+
+impl<S> TextAsBinary<S> {
+    fn new(inner: S) -> Self {
+        TextAsBinary {
+            inner,
+            scan: Scan::Http(0),
+        }
+    }
+
+    /// Follows the frames through `data`, bytes just read, rewriting text opcodes.
+    fn scan(&mut self, data: &mut [u8]) {
+        const END: &[u8; 4] = b"\r\n\r\n";
+        let mut i = 0;
+        while i < data.len() {
+            match &mut self.scan {
+                Scan::Http(m) => {
+                    let b = data[i];
+                    *m = if b == END[*m as usize] {
+                        *m + 1
+                    } else if b == b'\r' {
+                        1
+                    } else {
+                        0
+                    };
+                    i += 1;
+                    if *m == 4 {
+                        self.scan = Scan::Header([0; 14], 0);
+                    }
+                }
+                Scan::Header(h, n) => {
+                    if *n == 0 && data[i] & 0x0f == 0x1 {
+                        data[i] = (data[i] & 0xf0) | 0x2;
+                    }
+                    h[*n] = data[i];
+                    *n += 1;
+                    i += 1;
+                    if let Some(payload) = frame_payload_len(&h[..*n]) {
+                        self.scan = if payload == 0 {
+                            Scan::Header([0; 14], 0)
+                        } else {
+                            Scan::Payload(payload)
+                        };
+                    }
+                }
+                Scan::Payload(left) => {
+                    let k = (*left).min((data.len() - i) as u64);
+                    *left -= k;
+                    i += k as usize;
+                    if *left == 0 {
+                        self.scan = Scan::Header([0; 14], 0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The payload length of a frame once `h` holds its whole header (RFC 6455 5.2), else `None`.
+fn frame_payload_len(h: &[u8]) -> Option<u64> {
+    if h.len() < 2 {
+        return None;
+    }
+    let (ext, masked) = match h[1] & 0x7f {
+        126 => (2, h[1] & 0x80 != 0),
+        127 => (8, h[1] & 0x80 != 0),
+        _ => (0, h[1] & 0x80 != 0),
+    };
+    let total = 2 + ext + if masked { 4 } else { 0 };
+    if h.len() < total {
+        return None;
+    }
+    Some(match ext {
+        2 => u16::from_be_bytes([h[2], h[3]]) as u64,
+        8 => u64::from_be_bytes([h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]]),
+        _ => (h[1] & 0x7f) as u64,
+    })
+}
+
+impl<S: Io> AsyncRead for TextAsBinary<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        this.scan(&mut buf.filled_mut()[before..]);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: Io> AsyncWrite for TextAsBinary<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 /// A WebSocket connection as a byte stream.
@@ -215,6 +361,65 @@ impl<S: Io> AsyncWrite for WsIo<S> {
         match ready!(Pin::new(&mut self.get_mut().ws).poll_close(cx)) {
             Ok(()) | Err(tungstenite::Error::ConnectionClosed) => Poll::Ready(Ok(())),
             Err(e) => Poll::Ready(Err(to_io(e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame: FIN, `opcode`, the mask and the masked payload.
+    fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1u8, 2, 3, 4];
+        let mut f = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n < 65536 => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    }
+
+    #[test]
+    fn text_opcodes_become_binary_whatever_the_reads() {
+        let mut stream = b"GET /_rpcx_ HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        let head = stream.len();
+        let payloads: [&[u8]; 4] = [&[0x08, 0xff, 0x82], &[], &[7u8; 300], &[9u8; 70_000]];
+        let mut starts = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            starts.push(stream.len());
+            // Text, binary, a ping (control frames are left alone), text.
+            let op = [0x1, 0x2, 0x9, 0x1][i];
+            stream.extend(frame(op, p));
+        }
+        // Fed in every chunk size, the result is the same.
+        for chunk in [1, 2, 3, 7, 64, 100_000] {
+            let mut t = TextAsBinary::new(());
+            let mut out = stream.clone();
+            for c in out.chunks_mut(chunk) {
+                t.scan(c);
+            }
+            assert_eq!(&out[..head], &stream[..head], "the request is untouched");
+            let ops: Vec<u8> = starts.iter().map(|&s| out[s] & 0x0f).collect();
+            assert_eq!(ops, [0x2, 0x2, 0x9, 0x2], "chunk {chunk}");
+            for (i, &s) in starts.iter().enumerate() {
+                assert_eq!(out[s] & 0xf0, 0x80);
+                let end = starts.get(i + 1).copied().unwrap_or(out.len());
+                assert_eq!(
+                    out[s + 1..end],
+                    stream[s + 1..end],
+                    "only the opcode changes"
+                );
+            }
         }
     }
 }

@@ -186,7 +186,7 @@ mod tests {
             KVPair::new("tcp@127.0.0.1:2", "group=a&state=inactive"),
             KVPair::new("tcp@127.0.0.1:3", "group=b"),
             KVPair::new("tcp@127.0.0.1:0", "group=a"),
-            KVPair::new("quic@127.0.0.1:4", "group=a"),
+            KVPair::new("utp@127.0.0.1:4", "group=a"),
             KVPair::new("unix@/tmp/x.sock", "group=a"),
         ];
         let c = config();
