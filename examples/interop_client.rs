@@ -12,8 +12,15 @@
 //! it uploads the file, downloads the name (to FILE, else it prints the byte count), or sends
 //! 64 KiB on a stream and checks that the same bytes come back.
 //!
+//! `--addr` takes every network (`tcp@`, `unix@`, `http@`, `ws@`, `wss@`, `quic@`, `kcp@`).
+//! `--ca FILE [--cert FILE --key FILE] [--server-name NAME]` (or `--insecure`) dial TLS on
+//! `tcp@`/`http@` and set the trust of `wss@` and `quic@`; `kcp@` needs `--kcp-pass P
+//! --kcp-salt S`, as the server.
+//!
 //! Run: `cargo run --example interop-client -- --addr 127.0.0.1:8972 [--auth TOKEN]
-//! [--bidirectional [--pushes N]] [--upload FILE | --download NAME [--out FILE] | --stream]`
+//! [--bidirectional [--pushes N]] [--upload FILE | --download NAME [--out FILE] | --stream]
+//! [--ca FILE [--cert FILE --key FILE] [--server-name NAME] | --insecure]
+//! [--kcp-pass P --kcp-salt S]`
 //! Without `--addr` it starts its own interop server first (pushing 3 ticks with
 //! `--bidirectional`).
 
@@ -30,15 +37,26 @@ async fn main() -> sextant::Result<()> {
     let mut expect_pushes = None;
     let mut transfer = None;
     let mut out = None;
+    let mut transport = sextant_interop::flags::ClientTransport::default();
     let mut args = std::env::args().skip(1);
     let usage = || -> ! {
         eprintln!(
-            "usage: interop-client [--addr HOST:PORT] [--auth TOKEN] [--bidirectional [--pushes N]] \
-             [--upload FILE | --download NAME [--out FILE] | --stream]"
+            "usage: interop-client [--addr [NET@]HOST:PORT] [--auth TOKEN] \
+             [--bidirectional [--pushes N]] [--upload FILE | --download NAME [--out FILE] | \
+             --stream] {}",
+            sextant_interop::flags::ClientTransport::USAGE
         );
         std::process::exit(2);
     };
     while let Some(a) = args.next() {
+        match transport.parse(&a, &mut args) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!("{e}");
+                usage()
+            }
+        }
         match a.as_str() {
             "--addr" => addr = args.next(),
             "--auth" => auth = args.next(),
@@ -61,7 +79,8 @@ async fn main() -> sextant::Result<()> {
     }
     if let Some(t) = transfer {
         let Some(addr) = addr else { usage() };
-        return side_transfer(&addr, auth, t, out).await;
+        let options = transport.apply(ClientOptions::default())?;
+        return side_transfer(&addr, auth, options, t, out).await;
     }
     let mut own = None;
     let addr = match addr {
@@ -78,7 +97,7 @@ async fn main() -> sextant::Result<()> {
             a
         }
     };
-    let mut options = ClientOptions::default();
+    let mut options = transport.apply(ClientOptions::default())?;
     if let Some(t) = auth {
         options = options.auth_token(t);
     }
@@ -176,6 +195,7 @@ enum Transfer {
 async fn side_transfer(
     addr: &str,
     auth: Option<String>,
+    options: ClientOptions,
     transfer: Transfer,
     out: Option<String>,
 ) -> sextant::Result<()> {
@@ -187,7 +207,8 @@ async fn side_transfer(
         _ => sextant::transfer::SEND_FILE_SERVICE_NAME,
     };
     let mut builder = sextant::XClient::builder(service)
-        .discovery(sextant::discovery::Peer2PeerDiscovery::new(addr, "")?);
+        .discovery(sextant::discovery::Peer2PeerDiscovery::new(addr, "")?)
+        .client_options(options);
     if let Some(t) = auth {
         builder = builder.auth(t);
     }

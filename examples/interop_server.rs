@@ -14,17 +14,25 @@
 //! `_streamservice`, echoing every byte back. A Go client's `SendFile`, `DownloadFile` and
 //! `Stream` work against them (and so do `interop-client --upload/--download/--stream`).
 //!
+//! `--addr` takes every network (`tcp@`, `unix@`, `http@`, `ws@`, `wss@`, `quic@`, `kcp@`,
+//! `reuseport@`). `--cert FILE --key FILE [--client-ca FILE]` serve TLS (mutual TLS with
+//! `--client-ca`) on `tcp@`/`http@` and are required for `wss@` and `quic@`; `--self-signed DIR`
+//! writes a fresh CA, server and client certificates to DIR and serves with them. `kcp@` needs
+//! `--kcp-pass P --kcp-salt S` (rpcx-examples' pbkdf2 key, AES, FEC 10/3), as the Go peer.
+//!
 //! Run: `cargo run --example interop-server -- --addr 127.0.0.1:8972 [--auth TOKEN]
 //! [--disable-http-gateway] [--disable-jsonrpc] [--cors] [--push N]
-//! [--file-transfer HOST:PORT [--transfer-dir DIR]] [--stream HOST:PORT]`
+//! [--file-transfer HOST:PORT [--transfer-dir DIR]] [--stream HOST:PORT]
+//! [--cert FILE --key FILE [--client-ca FILE] | --self-signed DIR] [--kcp-pass P --kcp-salt S]`
 
 use std::time::Duration;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: interop-server [--addr HOST:PORT | --addr unix@/path] [--auth TOKEN] \
+        "usage: interop-server [--addr [NET@]HOST:PORT | --addr unix@/path] [--auth TOKEN] \
          [--disable-http-gateway] [--disable-jsonrpc] [--cors] [--push N] \
-         [--file-transfer HOST:PORT [--transfer-dir DIR]] [--stream HOST:PORT]"
+         [--file-transfer HOST:PORT [--transfer-dir DIR]] [--stream HOST:PORT] {}",
+        sextant_interop::flags::ServerTransport::USAGE
     );
     std::process::exit(2)
 }
@@ -41,8 +49,17 @@ async fn main() -> sextant::Result<()> {
     let mut transfer_dir = None;
     let mut stream = None;
     let mut builder = sextant::Server::builder();
+    let mut transport = sextant_interop::flags::ServerTransport::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        match transport.parse(&a, &mut args) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!("{e}");
+                usage()
+            }
+        }
         match a.as_str() {
             "--addr" => addr = args.next().unwrap_or_else(|| usage()),
             "--auth" => auth = Some(args.next().unwrap_or_else(|| usage())),
@@ -62,6 +79,7 @@ async fn main() -> sextant::Result<()> {
     if let Some(n) = push {
         builder = builder.plugin(sextant_interop::PushTicks::new(n));
     }
+    let builder = transport.apply(builder)?;
     let server = sextant_interop::interop_server_from(builder, auth)?;
     if let Some(side) = file_transfer {
         let dir = match transfer_dir {

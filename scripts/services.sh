@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Registry engines for sextant's registry tests (etcd, ZooKeeper, Redis).
+# Registry engines for sextant's registry tests (etcd, ZooKeeper, Redis), and the Go libraries
+# the transport tests face.
 #
 #   scripts/services.sh install   install Debian's etcd-server, zookeeper and redis-server when
 #                                 missing, and protobuf-compiler + libprotobuf-dev (`protoc` and its
 #                                 well-known .proto files: the etcd-client crate used by sextant-etcd
-#                                 compiles etcd's .proto files when it builds)
+#                                 compiles etcd's .proto files when it builds), and golang-go with
+#                                 the Go libraries Go rpcx uses for its transports:
+#                                 golang-golang-x-net-dev (x/net/websocket),
+#                                 golang-github-lucas-clemente-quic-go-dev (quic-go) and
+#                                 golang-github-xtaci-kcp-dev (kcp-go), for the Go peers that
+#                                 crates/sextant-interop/tests/go_transports.rs and
+#                                 crates/sextant-kcp/tests build offline (GOPATH mode)
 #                                 (root: one `apt-get update`, then
 #                                 `apt-get install -y --no-install-recommends ...`); idempotent and
 #                                 fast when everything is there
@@ -19,7 +26,11 @@
 #   SEXTANT_ZOOKEEPER_CLASSPATH   Java class path holding ZooKeeperServerMain and its dependencies
 #                                 (default /usr/share/java/zookeeper.jar)
 #   SEXTANT_JAVA                  path to `java`, which runs ZooKeeper
-#   SEXTANT_REQUIRE_SERVICES=1    a missing engine fails the test instead of skipping it
+#   SEXTANT_GO                    path to `go` (go_transports; default: `go` on PATH)
+#   SEXTANT_GOPATH                GOPATH holding the Go libraries (go_transports; default
+#                                 /usr/share/gocode, where Debian's golang-*-dev packages put them)
+#   SEXTANT_REQUIRE_SERVICES=1    a missing engine or Go library fails the test instead of
+#                                 skipping it
 #
 # Consul is not installed: no package of it exists in the registries this machine reaches. The
 # Consul backend is tested against an in-process server implementing the Consul HTTP endpoints it
@@ -43,6 +54,18 @@ zk_classpath() {
 java_bin() { command -v "${SEXTANT_JAVA:-java}" 2>/dev/null || true; }
 protoc_bin() { command -v "${PROTOC:-protoc}" 2>/dev/null || true; }
 protoc_include() { [ -f /usr/include/google/protobuf/descriptor.proto ] && echo /usr/include; }
+go_bin() { command -v "${SEXTANT_GO:-go}" 2>/dev/null || true; }
+# A Go library's directory in the GOPATH, when it is there.
+go_pkg() {
+    local d="${SEXTANT_GOPATH:-/usr/share/gocode}/src/$1"
+    if [ -d "$d" ]; then echo "$d"; fi
+}
+# Go import path and the Debian package that provides it.
+GO_PKGS=(
+    "golang.org/x/net/websocket golang-golang-x-net-dev"
+    "github.com/lucas-clemente/quic-go golang-github-lucas-clemente-quic-go-dev"
+    "github.com/xtaci/kcp-go golang-github-xtaci-kcp-dev"
+)
 
 missing_packages() {
     local pkgs=()
@@ -51,6 +74,11 @@ missing_packages() {
     if [ -z "$(zk_classpath)" ] || [ -z "$(java_bin)" ]; then pkgs+=(zookeeper); fi
     [ -n "$(protoc_bin)" ] || pkgs+=(protobuf-compiler)
     [ -n "$(protoc_include)" ] || [ -n "${PROTOC_INCLUDE:-}" ] || pkgs+=(libprotobuf-dev)
+    [ -n "$(go_bin)" ] || pkgs+=(golang-go)
+    local entry
+    for entry in "${GO_PKGS[@]}"; do
+        [ -n "$(go_pkg "${entry%% *}")" ] || pkgs+=("${entry##* }")
+    done
     echo "${pkgs[@]:-}"
 }
 
@@ -69,6 +97,13 @@ where() {
     [ -n "$(protoc_bin)" ] || { echo '  missing (package protobuf-compiler)'; ok=1; }
     printf 'protoc incl.: %s\n' "${PROTOC_INCLUDE:-$(protoc_include || true)}"
     [ -n "${PROTOC_INCLUDE:-$(protoc_include || true)}" ] || { echo '  missing (package libprotobuf-dev)'; ok=1; }
+    printf 'go:           %s\n' "$(go_bin || true)"
+    [ -n "$(go_bin)" ] || { echo '  missing (package golang-go)'; ok=1; }
+    local entry
+    for entry in "${GO_PKGS[@]}"; do
+        printf 'go library:   %s\n' "$(go_pkg "${entry%% *}" || true)"
+        [ -n "$(go_pkg "${entry%% *}")" ] || { echo "  missing: ${entry%% *} (package ${entry##* })"; ok=1; }
+    done
     return $ok
 }
 
@@ -76,7 +111,7 @@ install() {
     local missing
     missing="$(missing_packages)"
     if [ -z "${missing// /}" ]; then
-        echo "services.sh: etcd, zookeeper, redis-server and protoc are already installed"
+        echo "services.sh: etcd, zookeeper, redis-server, protoc, Go and its libraries are already installed"
         where
         return 0
     fi

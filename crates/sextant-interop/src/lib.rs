@@ -14,8 +14,10 @@
 //! (`interop-client --bidirectional`).
 //!
 //! [`pki`] makes certificates at run time for the TLS, `wss@` and `quic@` examples, tests and
-//! benchmarks.
+//! benchmarks; [`flags`] are the transport switches (`--cert`, `--ca`, `--kcp-pass`, …) of
+//! `interop-server`, `interop-client` and the benchmark.
 
+pub mod flags;
 pub mod pki;
 
 use std::collections::HashSet;
