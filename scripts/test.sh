@@ -2,7 +2,8 @@
 # Runs every check and test of the project on a fresh machine: first the demo with nothing
 # installed, then format, clippy (warnings denied), rustdoc, builds without default features, the
 # whole test suite (registry tests against real etcd, ZooKeeper and Redis servers that the tests
-# start on 127.0.0.1), and every example that needs no external service.
+# start on 127.0.0.1; transport tests against Go peers built from Debian's Go libraries), and every
+# example that needs no external service.
 #
 # Usage: scripts/test.sh          (what .ci/run calls)
 # Env:   CARGO_TARGET_DIR         build cache, default ~/.cache/sextant-target (outside the clone)
@@ -30,8 +31,9 @@ fi
 PROTOC=/bin/false cargo run --quiet --locked --example registry-embedded
 
 # Then what the build and the tests need from Debian: protoc (etcd-client compiles etcd's .proto
-# files) and the engines the registry tests start on 127.0.0.1.
-step "system packages: protobuf-compiler, etcd-server, zookeeper, redis-server"
+# files), the engines the registry tests start on 127.0.0.1, and Go with the libraries Go rpcx's
+# transports use (the transport tests build Go peers from them).
+step "system packages: protobuf-compiler, etcd-server, zookeeper, redis-server, golang-go and Go's websocket, quic-go and kcp-go"
 scripts/services.sh install
 export SEXTANT_REQUIRE_SERVICES=1
 
