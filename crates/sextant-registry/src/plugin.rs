@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use sextant::transport::Network;
 use sextant::{Address, Server, ServerPlugin};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -547,7 +548,12 @@ impl<S: RegistryStore> Worker<S> {
                         return true;
                     }
                 }
-                address.to_string()
+                if address.network() == Network::Reuseport {
+                    // Clients dial it as TCP: Go's client has no `reuseport` network.
+                    address.with_network(Network::Tcp).to_string()
+                } else {
+                    address.to_string()
+                }
             }
         };
         if self.addresses.contains(&published) {

@@ -303,3 +303,89 @@ async fn embedded_empty_directory_then_entries() {
     })
     .await;
 }
+
+/// Servers on other networks are published with their network and called through the
+/// discovery: ws@, http@ and quic@ (as Go rpcx servers registered that way would be), and a
+/// reuseport@ listener, published as tcp@ since clients dial it as TCP.
+#[tokio::test]
+async fn servers_on_every_network_are_published_and_called() {
+    use sextant::transport::{ClientTlsConfig, ServerTlsConfig};
+    use sextant::{ClientOptions, Context, Server, ServiceError, XClient};
+    use sextant_registry::{RegistryOptions, RegistryPlugin};
+    init_logging();
+    let registry = EmbeddedRegistry::bind("127.0.0.1:0", EmbeddedRegistryOptions::default())
+        .await
+        .unwrap();
+    let pki = sextant_interop_pki::TestPki::new().unwrap();
+    let tls =
+        ServerTlsConfig::from_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes()).unwrap();
+    let mut servers = Vec::new();
+    let mut published = Vec::new();
+    for network in ["ws", "http", "quic", "reuseport"] {
+        let plugin = RegistryPlugin::start(
+            EmbeddedStore::new(&registry.url()).unwrap(),
+            RegistryOptions::default().base_path("/nets"),
+        )
+        .await
+        .unwrap();
+        let server = Server::builder().tls(tls.clone()).plugin(plugin).build();
+        server
+            .register_fn("Net", "Name", move |_cx: Context, _: ()| async move {
+                Ok::<_, ServiceError>(network.to_string())
+            })
+            .unwrap();
+        let addr = server
+            .start(format!("{network}@127.0.0.1:0"))
+            .await
+            .unwrap();
+        let expect = if network == "reuseport" {
+            addr.with_network(sextant::transport::Network::Tcp)
+        } else {
+            addr
+        };
+        published.push(expect.to_string());
+        servers.push(server);
+    }
+    let discovery = RegistryDiscovery::start(
+        EmbeddedStore::new(&registry.url()).unwrap(),
+        "/nets",
+        "Net",
+        DiscoveryOptions::default(),
+    )
+    .await
+    .unwrap();
+    wait_until("every server is listed", scenarios::BOUND, || async {
+        discovery.get_services().len() == 4
+    })
+    .await;
+    let mut listed: Vec<String> = discovery
+        .get_services()
+        .iter()
+        .map(|kv| kv.key.clone())
+        .collect();
+    listed.sort();
+    published.sort();
+    assert_eq!(listed, published);
+    // TLS (for the quic@ server, and over tcp@ for the others, which serve TLS too).
+    let tls = ClientTlsConfig::from_ca_pem(pki.ca.as_bytes()).unwrap();
+    let xclient = XClient::builder("Net")
+        .discovery(discovery)
+        .client_options(ClientOptions::default().tls(tls))
+        .select_mode(sextant::SelectMode::RoundRobin)
+        .build()
+        .unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for _ in 0..8 {
+        let name: String = xclient.call("Name", &()).await.unwrap();
+        names.insert(name);
+    }
+    assert_eq!(names.len(), 4, "{names:?}");
+    xclient.close();
+    for s in servers {
+        s.shutdown(Duration::from_secs(2)).await.unwrap();
+    }
+}
+
+#[path = "../../sextant-interop/src/pki.rs"]
+#[allow(dead_code)]
+mod sextant_interop_pki;
