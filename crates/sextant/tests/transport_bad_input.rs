@@ -3,39 +3,18 @@
 //! certificate, handshakes that never finish, CONNECT to another path, an oversized WebSocket
 //! message and a close mid-message, a QUIC client with another ALPN.
 
-#[path = "../../sextant-interop/src/pki.rs"]
-#[allow(dead_code)]
-mod pki;
+mod transport_common;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sextant::transport::{ClientTlsConfig, ServerTlsConfig};
-use sextant::{Client, ClientOptions, Context, Server, ServiceError};
+use sextant::{Client, ClientOptions, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-struct Args {
-    a: i64,
-    b: i64,
-}
+use transport_common::{pki, Args, Reply};
 
-#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-struct Reply {
-    c: i64,
-}
-
-fn arith(builder: sextant::ServerBuilder) -> Server {
-    let s = builder.build();
-    s.register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
-        Ok::<_, ServiceError>(Reply { c: a.a * a.b })
-    })
-    .unwrap();
-    s
-}
+use transport_common::arith;
 
 fn tls_server(pki: &pki::TestPki) -> sextant::ServerBuilder {
     Server::builder().tls(

@@ -2,38 +2,21 @@
 //! reuseport, keepalive, the client's idle timeout, a user's own connector and incoming stream,
 //! and the XClient over each.
 
-#[path = "../../sextant-interop/src/pki.rs"]
-#[allow(dead_code)]
-mod pki;
+mod transport_common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 use sextant::discovery::Peer2PeerDiscovery;
 use sextant::transport::{Address, ClientTlsConfig, ServerTlsConfig, Stream};
 use sextant::{Client, ClientOptions, Context, Error, Server, ServiceError, XClient};
 
-#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-struct Args {
-    a: i64,
-    b: i64,
-}
+use transport_common::{pki, Args, Reply};
 
-#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-struct Reply {
-    c: i64,
-}
-
+/// `Arith.Mul`, and `Arith.Who`, which answers who called.
 fn arith(builder: sextant::ServerBuilder) -> Server {
-    let s = builder.build();
-    s.register_fn("Arith", "Mul", |_cx: Context, a: Args| async move {
-        Ok::<_, ServiceError>(Reply { c: a.a * a.b })
-    })
-    .unwrap();
+    let s = transport_common::arith(builder);
     // Who called: the peer's certificate common name, or "-".
     s.register_fn("Arith", "Who", |cx: Context, _: ()| async move {
         let cn = cx
