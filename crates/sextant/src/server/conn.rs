@@ -29,34 +29,32 @@ const READ_CHUNK: usize = 16 * 1024;
 const QUIET_AFTER: Duration = Duration::from_secs(1);
 
 pub(crate) async fn serve_conn(server: Arc<ServerInner>, incoming: Incoming) {
-    // The handshake (TLS, WebSocket, QUIC) runs here, in the connection's own task, bounded by
-    // the handshake timeout and by shutdown.
+    // Plugins see the peer first, so a refused address costs no handshake.
     let peer = incoming.peer().clone();
-    let finished = tokio::select! {
-        biased;
-        _ = server.shutdown.cancelled() => return,
-        c = incoming.finish(server.options.handshake_timeout) => c,
-    };
-    let Connection {
-        stream,
-        peer,
-        identity,
-        ..
-    } = match finished {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(%peer, error = %e, "handshake failed");
-            return;
-        }
-    };
     if !server.plugins().iter().all(|p| p.on_conn_accept(&peer)) {
         tracing::debug!(%peer, "connection refused by a plugin");
         return;
     }
-    server.connections.fetch_add(1, Ordering::Relaxed);
-    server.total_connections.fetch_add(1, Ordering::Relaxed);
-    serve_accepted(&server, stream, &peer, identity).await;
-    server.connections.fetch_sub(1, Ordering::Relaxed);
+    // The handshake (TLS, WebSocket, QUIC) runs here, in the connection's own task, bounded by
+    // the handshake timeout and by shutdown.
+    let finished = tokio::select! {
+        biased;
+        _ = server.shutdown.cancelled() => None,
+        c = incoming.finish(server.options.handshake_timeout) => Some(c),
+    };
+    match finished {
+        Some(Ok(Connection {
+            stream, identity, ..
+        })) => {
+            server.connections.fetch_add(1, Ordering::Relaxed);
+            server.total_connections.fetch_add(1, Ordering::Relaxed);
+            serve_accepted(&server, stream, &peer, identity).await;
+            server.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(Err(e)) => tracing::debug!(%peer, error = %e, "handshake failed"),
+        None => {}
+    }
+    // Every accepted connection is closed once for the plugins, handshake failures included.
     for p in server.plugins().iter() {
         p.on_conn_close(&peer);
     }
