@@ -336,3 +336,43 @@ async fn tcp_keepalive_is_on_by_default() {
     };
     assert!(!socket2::SockRef::from(&tcp).keepalive().unwrap());
 }
+
+#[tokio::test]
+async fn the_server_sets_keepalive_on_accepted_connections() {
+    use sextant::transport::Listener;
+    for (options, want) in [
+        (
+            sextant::ServerOptions::default(),
+            Some(Duration::from_secs(180)),
+        ),
+        (
+            Server::builder()
+                .tcp_keepalive(None)
+                .build()
+                .options()
+                .clone(),
+            None,
+        ),
+    ] {
+        let listener = Listener::bind_with(&"tcp@127.0.0.1:0".parse().unwrap(), &options)
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr.addr()).await.unwrap();
+        let accepted = listener
+            .accept()
+            .await
+            .unwrap()
+            .finish(Duration::from_secs(1))
+            .await
+            .unwrap();
+        let Stream::Tcp(tcp) = accepted.stream else {
+            panic!("a tcp stream")
+        };
+        let sock = socket2::SockRef::from(&tcp);
+        assert_eq!(sock.keepalive().unwrap(), want.is_some());
+        if let Some(t) = want {
+            assert_eq!(sock.tcp_keepalive_time().unwrap(), t);
+        }
+    }
+}
