@@ -102,8 +102,11 @@ pub(crate) async fn write_loop(
             if let Some(mut b) = big.take() {
                 wr.write_all_buf(&mut b).await?;
             }
-            // A no-op on plain sockets; TLS and WebSocket streams send what they buffered.
-            wr.flush().await?;
+            // TLS, WebSocket and QUIC streams send what they buffered; plain sockets and pipes
+            // buffer nothing, so they skip the call.
+            if wr.buffers_writes() {
+                wr.flush().await?;
+            }
             Ok::<(), std::io::Error>(())
         };
         let r = match write_timeout {

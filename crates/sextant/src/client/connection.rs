@@ -22,6 +22,8 @@ pub(super) async fn read_loop(
     push: Option<(PushSink, ByteStr)>,
 ) {
     let mut decoder = Decoder::new(limits);
+    // rpcx's IdleTimeout: nothing read for this long closes the connection. Re-armed on reads.
+    let mut idle = idle_timeout.map(|t| (Box::pin(tokio::time::sleep(t)), t));
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let reason = 'read: loop {
         loop {
@@ -43,36 +45,25 @@ pub(super) async fn read_loop(
         tokio::select! {
             biased;
             _ = shared.stop.cancelled() => break Error::Closed,
-            r = read_within(&mut rd, &mut buf, idle_timeout) => match r {
+            r = rd.read_buf(&mut buf) => match r {
                 Ok(0) => break Error::lost("the server closed the connection"),
-                Ok(_) => {}
+                Ok(_) => {
+                    if let Some((sleep, t)) = &mut idle {
+                        sleep.as_mut().reset(tokio::time::Instant::now() + *t);
+                    }
+                }
                 Err(e) => break Error::lost(format!(
                     "read failed: {}",
                     crate::transport::describe_io_error(&e)
                 )),
             },
+            _ = async { idle.as_mut().map(|(s, _)| s.as_mut()).unwrap().await }, if idle.is_some() => {
+                let t = idle.as_ref().map(|(_, t)| *t).unwrap_or_default();
+                break Error::lost(format!("read failed: nothing received for {t:?} (idle_timeout)"));
+            }
         }
     };
     shared.close(reason);
-}
-
-/// One read, failing with `TimedOut` when nothing arrives within `idle` (rpcx's
-/// `IdleTimeout`).
-async fn read_within(
-    rd: &mut ReadHalf,
-    buf: &mut BytesMut,
-    idle: Option<std::time::Duration>,
-) -> std::io::Result<usize> {
-    match idle {
-        None => rd.read_buf(buf).await,
-        Some(t) => match tokio::time::timeout(t, rd.read_buf(buf)).await {
-            Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("nothing received for {t:?} (idle_timeout)"),
-            )),
-        },
-    }
 }
 
 /// A request from the server: a push (rpcx's server.SendMessage) goes to the push queue. Go's

@@ -719,6 +719,15 @@ pub enum WriteHalf {
     Io(tokio::io::WriteHalf<BoxIo>),
 }
 
+impl WriteHalf {
+    /// Whether writes may wait in a buffer until flushed: true for the wrapped streams (TLS,
+    /// WebSocket, QUIC, KCP, a user's), false for sockets and pipes, which send at once.
+    #[inline]
+    pub fn buffers_writes(&self) -> bool {
+        matches!(self, WriteHalf::Io(_))
+    }
+}
+
 /// Runs `$e` with `$s` bound to the inner stream of whichever variant `$v` is.
 macro_rules! each_variant {
     ($ty:ident, $v:expr, $s:ident => $e:expr) => {
