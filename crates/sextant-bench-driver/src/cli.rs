@@ -39,12 +39,28 @@ pub struct ServerArgs {
     pub threads: Option<usize>,
 }
 
-/// Flags of `client`.
+/// Flags of `client`: the server's address and the [`LoadArgs`] (reachable through `Deref`, so
+/// `args.threads` and `args.load_config()` work on a `ClientArgs`).
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// Loopback address of the server.
     #[arg(long, default_value = "127.0.0.1:8972", value_parser = parse_loopback)]
     pub addr: SocketAddr,
+    /// The load and report flags.
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+impl std::ops::Deref for ClientArgs {
+    type Target = LoadArgs;
+    fn deref(&self) -> &LoadArgs {
+        &self.load
+    }
+}
+
+/// The load and report flags every peer's `client` takes, whatever it dials.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
     /// Concurrent callers.
     #[arg(short = 'c', long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
@@ -71,7 +87,7 @@ pub struct ClientArgs {
     pub no_progress: bool,
 }
 
-impl ClientArgs {
+impl LoadArgs {
     /// The driver configuration these flags describe.
     pub fn load_config(&self) -> LoadConfig {
         let mut config = LoadConfig::new(

@@ -9,6 +9,10 @@
 //! invoke of `Arith.Mul` with a JSON body, on an rpcx server's port or through a gateway (the
 //! server here registers `Arith` along with `Hello`).
 //!
+//! `server`, `client` and `idle` run on any of sextant's networks (`--network tcp|tls|ws|wss|quic|
+//! kcp`, or `--addr NET@IP:PORT`), with certificates and KCP keys from the same switches as
+//! `interop-server` and `interop-client` ([`transport`]).
+//!
 //! `push` ([`push`]) measures server pushes on one connection: the server registers
 //! `Bench.Push` too. `transfer` ([`transfer`]) measures file upload and download against a plain
 //! tokio TCP copy, in one process.
@@ -16,15 +20,17 @@
 pub mod http;
 pub mod push;
 pub mod transfer;
+pub mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use sextant::{CallOptions, Client, ClientOptions, Proto, SerializeType, Server};
-use sextant_bench_driver::cli::{ClientArgs, ServerArgs};
+use sextant_bench_driver::cli::{ClientArgs, LoadArgs};
 use sextant_bench_driver::{driver, message};
 use sextant_interop::{Args, Reply};
+use transport::{BenchAddr, ClientTransportArgs, Net, ServerTransportArgs};
 
 /// Name of this peer in reports.
 pub const PEER: &str = "sextant";
@@ -38,30 +44,96 @@ pub enum Workload {
     Arith,
 }
 
+/// Flags of `server`: the peers' `--addr` and `--threads`, with `--addr` also taking
+/// `NET@IP:PORT`, and the transport flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Loopback address to listen on, `IP:PORT` or `NET@IP:PORT` (tcp, tls, ws, wss, quic, kcp).
+    #[arg(long, default_value = "127.0.0.1:8972", value_parser = transport::parse_addr)]
+    pub addr: BenchAddr,
+    /// Tokio worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Network, certificates, KCP key.
+    #[command(flatten)]
+    pub transport: ServerTransportArgs,
+}
+
 /// Serves `Hello.Say` (and the other interop services) on `args.addr` until Ctrl-C.
 pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
-    let server = Server::new();
+    let (addr, builder) = args.transport.apply(&args.addr, Server::builder())?;
+    let server = builder.build();
     sextant_interop::register_all(&server)?;
     push::register(&server)?;
     let addr = server
-        .start(args.addr.to_string())
+        .start(addr.as_str())
         .await
-        .with_context(|| format!("binding {}", args.addr))?;
+        .with_context(|| format!("binding {addr}"))?;
     eprintln!("sextant server listening on {addr}");
     tokio::signal::ctrl_c().await.ok();
     server.shutdown(Duration::from_secs(1)).await.ok();
     Ok(())
 }
 
+/// Flags of `client`: the load and report flags the peers take (`-c`, `-k`, `-n`, `--json`,
+/// ...; [`LoadArgs`]), with `--addr` also taking `NET@IP:PORT`, and the transport flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchClientArgs {
+    /// Loopback address of the server, `IP:PORT` or `NET@IP:PORT` (tcp, tls, ws, wss, quic,
+    /// kcp).
+    #[arg(long, default_value = "127.0.0.1:8972", value_parser = transport::parse_addr)]
+    pub addr: BenchAddr,
+    /// The peers' load and report flags.
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Network, CA, client certificate, KCP key.
+    #[command(flatten)]
+    pub transport: ClientTransportArgs,
+}
+
+impl std::ops::Deref for BenchClientArgs {
+    type Target = LoadArgs;
+    fn deref(&self) -> &LoadArgs {
+        &self.load
+    }
+}
+
+impl BenchClientArgs {
+    /// The peers' client flags these stand for (the driver's configuration and report).
+    pub fn driver_args(&self) -> ClientArgs {
+        ClientArgs {
+            addr: self.addr.addr,
+            load: self.load.clone(),
+        }
+    }
+}
+
+/// The name of the sextant peer in reports on `net` (`sextant` on plain TCP, `sextant-tls`,
+/// `sextant-ws`, ... otherwise).
+pub fn peer_name(net: Option<Net>, options: &ClientOptions) -> String {
+    match net {
+        None | Some(Net::Tcp) if options.tls.is_none() => PEER.to_string(),
+        None | Some(Net::Tcp) | Some(Net::Tls) => format!("{PEER}-tls"),
+        Some(n) => format!("{PEER}-{}", n.scheme()),
+    }
+}
+
+fn network_of(flag: Option<Net>, addr: &BenchAddr) -> Option<Net> {
+    flag.or(addr.net)
+}
+
 /// Drives the closed loop described by `args` against the rpcx server at `args.addr` and prints
 /// the report.
-pub async fn client(args: ClientArgs, workload: Workload) -> anyhow::Result<()> {
+pub async fn client(bench: BenchClientArgs, workload: Workload) -> anyhow::Result<()> {
+    let (addr, options) = bench.transport.apply(&bench.addr)?;
+    let name = peer_name(network_of(bench.transport.network, &bench.addr), &options);
+    let args = bench.driver_args();
     let config = args.load_config();
     let mut clients = Vec::with_capacity(config.effective_connections());
     for _ in 0..config.effective_connections() {
-        let c = Client::connect(args.addr.to_string(), ClientOptions::default())
+        let c = Client::connect(addr.as_str(), options.clone())
             .await
-            .with_context(|| format!("connecting to {}", args.addr))?;
+            .with_context(|| format!("connecting to {addr}"))?;
         clients.push(c);
     }
     let clients: Arc<[Client]> = clients.into();
@@ -105,8 +177,8 @@ pub async fn client(args: ClientArgs, workload: Workload) -> anyhow::Result<()> 
         }
     };
     let peer = match workload {
-        Workload::Hello => PEER.to_string(),
-        Workload::Arith => format!("{PEER}-arith"),
+        Workload::Hello => name,
+        Workload::Arith => format!("{name}-arith"),
     };
     args.print_report(&peer, &config, &result);
     for c in clients.iter() {
@@ -130,15 +202,20 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 /// really served them, lets them sit idle for `settle`, and reports the server's RSS (when
 /// `server_pid` is given) before and after, as one JSON line.
 pub async fn idle(
-    addr: std::net::SocketAddr,
+    addr: BenchAddr,
+    transport: &ClientTransportArgs,
     connections: usize,
     server_pid: Option<u32>,
     settle: Duration,
 ) -> anyhow::Result<()> {
+    let (target, mut options) = transport.apply(&addr)?;
+    // Thousands of connections in a row on a busy machine: a slow accept is not a failure.
+    options.connect_timeout = options.connect_timeout.max(Duration::from_secs(10));
+    let name = peer_name(network_of(transport.network, &addr), &options);
     let before = server_pid.map(rss_kib).transpose()?;
     let mut clients = Vec::with_capacity(connections);
     for i in 0..connections {
-        let c = Client::connect(addr.to_string(), ClientOptions::default())
+        let c = Client::connect(target.as_str(), options.clone())
             .await
             .with_context(|| format!("connection {i} of {connections}"))?;
         clients.push(c);
@@ -153,7 +230,7 @@ pub async fn idle(
     let idle = server_pid.map(rss_kib).transpose()?;
     let alive = clients.iter().filter(|c| !c.is_closed()).count();
     println!(
-        "{{\"peer\":\"{PEER}\",\"idle_connections\":{alive},\"server_rss_kib_before\":{},\"server_rss_kib_connected\":{},\"server_rss_kib_idle\":{}}}",
+        "{{\"peer\":\"{name}\",\"idle_connections\":{alive},\"server_rss_kib_before\":{},\"server_rss_kib_connected\":{},\"server_rss_kib_idle\":{}}}",
         before.map_or("null".into(), |v| v.to_string()),
         busy.map_or("null".into(), |v| v.to_string()),
         idle.map_or("null".into(), |v| v.to_string()),
@@ -176,9 +253,9 @@ pub enum BenchCommand {
     Server(ServerArgs),
     /// Drive a closed-loop load against an rpcx server and report TPS and latency percentiles.
     Client {
-        /// Load and report flags, shared with the tonic and tarpc peers.
+        /// Load and report flags (the same as the tonic and tarpc peers'), and the transport.
         #[command(flatten)]
-        args: ClientArgs,
+        args: BenchClientArgs,
         /// What each call does.
         #[arg(long, value_enum, default_value_t = Workload::Hello)]
         workload: Workload,
@@ -215,9 +292,12 @@ pub enum BenchCommand {
     },
     /// Hold many idle connections to a server and report its resident memory.
     Idle {
-        /// Loopback address of the server.
-        #[arg(long, default_value = "127.0.0.1:8972", value_parser = sextant_bench_driver::cli::parse_loopback)]
-        addr: std::net::SocketAddr,
+        /// Loopback address of the server, `IP:PORT` or `NET@IP:PORT`.
+        #[arg(long, default_value = "127.0.0.1:8972", value_parser = transport::parse_addr)]
+        addr: BenchAddr,
+        /// Network, CA, client certificate, KCP key.
+        #[command(flatten)]
+        transport: ClientTransportArgs,
         /// Connections to open.
         #[arg(short = 'n', long, default_value_t = 10_000)]
         connections: usize,
@@ -259,14 +339,83 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         )),
         BenchCommand::Idle {
             addr,
+            transport,
             connections,
             server_pid,
             settle_secs,
         } => sextant_bench_driver::cli::runtime(None)?.block_on(idle(
             addr,
+            &transport,
             connections,
             server_pid,
             std::time::Duration::from_secs(settle_secs),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: BenchCommand,
+    }
+
+    #[test]
+    fn client_flags_match_the_peers() {
+        // The load flags are the peers' (sextant_bench_driver::cli::LoadArgs), so every peer
+        // runs the same load from the same command line.
+        let ours = match Cli::parse_from(["x", "client"]).command {
+            BenchCommand::Client { args, .. } => args.driver_args(),
+            other => panic!("client expected, got {other:?}"),
+        };
+        let peers = match sextant_bench_driver::cli::Cli::parse_from(["x", "client"]).command {
+            sextant_bench_driver::cli::Command::Client(args) => args,
+            other => panic!("client expected, got {other:?}"),
+        };
+        assert_eq!(format!("{ours:?}"), format!("{peers:?}"));
+    }
+
+    #[test]
+    fn transport_flags_parse() {
+        let cli = Cli::parse_from([
+            "x",
+            "client",
+            "--addr",
+            "quic@127.0.0.1:9",
+            "--ca",
+            "/tmp/ca.crt",
+            "-c",
+            "1000",
+        ]);
+        let BenchCommand::Client { args, .. } = cli.command else {
+            panic!("client expected")
+        };
+        assert_eq!(args.addr.net, Some(Net::Quic));
+        assert_eq!(args.concurrency, 1000);
+        let cli = Cli::parse_from([
+            "x",
+            "server",
+            "--network",
+            "tls",
+            "--self-signed",
+            "/tmp/pki",
+        ]);
+        let BenchCommand::Server(args) = cli.command else {
+            panic!("server expected")
+        };
+        assert_eq!(args.transport.network, Some(Net::Tls));
+        assert!(Cli::try_parse_from(["x", "server", "--network", "udp"]).is_err());
+    }
+
+    #[test]
+    fn peer_names() {
+        let plain = ClientOptions::default();
+        assert_eq!(peer_name(None, &plain), "sextant");
+        assert_eq!(peer_name(Some(Net::Tls), &plain), "sextant-tls");
+        assert_eq!(peer_name(Some(Net::Quic), &plain), "sextant-quic");
     }
 }

@@ -4,38 +4,101 @@
 //! `tonic::client::Grpc` with tonic-prost's codec, the same calls tonic-build would generate,
 //! so no `protoc` is needed. Server and channel settings are tonic's defaults (TCP_NODELAY on).
 //!
+//! With `--cert FILE --key FILE` the server serves TLS (tonic's `tls-ring`: rustls with ring,
+//! the same stack as sextant's), and with `--ca FILE` the client dials `https://` and verifies
+//! the server against that CA (the PEM files `sextant-bench server --self-signed DIR` writes
+//! will do: `DIR/server.crt`, `DIR/server.key`, `DIR/ca.crt`).
+//!
 //! ```text
-//! tonic-bench server --addr 127.0.0.1:8972
-//! tonic-bench client --addr 127.0.0.1:8972 -c 100 -k 10 -n 100000 --json
+//! tonic-bench server --addr 127.0.0.1:8972 [--cert DIR/server.crt --key DIR/server.key]
+//! tonic-bench client --addr 127.0.0.1:8972 -c 100 -k 10 -n 100000 --json [--ca DIR/ca.crt]
 //! ```
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use anyhow::Context as _;
-use clap::Parser;
-use sextant_bench_driver::cli::{self, Cli, ClientArgs, Command, ServerArgs};
+use clap::{Parser, Subcommand};
+use sextant_bench_driver::cli::{self, ClientArgs, ServerArgs};
 use sextant_bench_driver::{driver, message, BenchmarkMessage};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, Endpoint, Identity};
 use tonic_prost::ProstCodec;
 
-/// Name of this peer in reports.
+/// Name of this peer in reports (`tonic-tls` over TLS).
 const PEER: &str = "tonic";
+
+/// The peers' command line, with TLS switches.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve `Hello.Say` until killed.
+    Server {
+        #[command(flatten)]
+        args: ServerArgs,
+        /// Serve TLS with this certificate chain, PEM (with `--key`).
+        #[arg(long, value_name = "FILE", requires = "key")]
+        cert: Option<PathBuf>,
+        /// The certificate's private key, PEM.
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+    },
+    /// Drive a closed-loop load against a server and report the figures.
+    Client {
+        #[command(flatten)]
+        args: ClientArgs,
+        /// Dial TLS and verify the server against this CA, PEM.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// Name to verify the server's certificate against.
+        #[arg(long, default_value = "localhost")]
+        server_name: String,
+    },
+}
+
+fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Server(args) => {
+        Command::Server { args, cert, key } => {
+            let tls = match (cert, key) {
+                (Some(c), Some(k)) => Some(
+                    tonic::transport::ServerTlsConfig::new()
+                        .identity(Identity::from_pem(read(&c)?, read(&k)?)),
+                ),
+                _ => None,
+            };
             let rt = cli::runtime(args.threads)?;
-            rt.block_on(serve(args))
+            rt.block_on(serve(args, tls))
         }
-        Command::Client(args) => {
+        Command::Client {
+            args,
+            ca,
+            server_name,
+        } => {
+            let tls = match ca {
+                Some(ca) => Some(
+                    tonic::transport::ClientTlsConfig::new()
+                        .ca_certificate(Certificate::from_pem(read(&ca)?))
+                        .domain_name(server_name),
+                ),
+                None => None,
+            };
             let rt = cli::runtime(args.threads)?;
-            rt.block_on(client(args))
+            rt.block_on(client(args, tls))
         }
     }
 }
@@ -90,10 +153,22 @@ where
     }
 }
 
-/// Serves `proto.Hello` on `args.addr` until Ctrl-C (or until killed).
-async fn serve(args: ServerArgs) -> anyhow::Result<()> {
-    eprintln!("tonic server listening on {}", args.addr);
-    tonic::transport::Server::builder()
+/// Serves `proto.Hello` on `args.addr` (over TLS with `tls`) until Ctrl-C (or until killed).
+async fn serve(
+    args: ServerArgs,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) -> anyhow::Result<()> {
+    let tls_on = tls.is_some();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).context("TLS configuration")?;
+    }
+    eprintln!(
+        "tonic server listening on {}{}",
+        args.addr,
+        if tls_on { " (TLS)" } else { "" }
+    );
+    builder
         .add_service(HelloServer)
         .serve_with_shutdown(args.addr, async {
             // If the signal handler cannot be installed, serve until killed.
@@ -112,9 +187,18 @@ struct HelloClient {
 }
 
 impl HelloClient {
-    /// Opens one HTTP/2 connection to `addr`.
-    async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+    /// Opens one HTTP/2 connection to `addr` (over TLS with `tls`).
+    async fn connect(
+        addr: SocketAddr,
+        tls: Option<&tonic::transport::ClientTlsConfig>,
+    ) -> anyhow::Result<Self> {
+        let endpoint = match tls {
+            Some(tls) => Endpoint::from_shared(format!("https://{addr}"))?
+                .tls_config(tls.clone())
+                .context("TLS configuration")?,
+            None => Endpoint::from_shared(format!("http://{addr}"))?,
+        };
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("connecting to {addr}"))?;
@@ -155,12 +239,20 @@ impl std::fmt::Display for CallError {
 }
 
 /// Runs the closed-loop client described by `args` and prints its report.
-async fn client(args: ClientArgs) -> anyhow::Result<()> {
+async fn client(
+    args: ClientArgs,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> anyhow::Result<()> {
     let config = args.load_config();
     let mut connections = Vec::with_capacity(config.effective_connections());
     for _ in 0..config.effective_connections() {
-        connections.push(HelloClient::connect(args.addr).await?);
+        connections.push(HelloClient::connect(args.addr, tls.as_ref()).await?);
     }
+    let peer = if tls.is_some() {
+        format!("{PEER}-tls")
+    } else {
+        PEER.to_string()
+    };
     let connections = Arc::new(connections);
     let request = Arc::new(message::prepare_args());
 
@@ -174,6 +266,6 @@ async fn client(args: ClientArgs) -> anyhow::Result<()> {
         }
     })
     .await;
-    args.print_report(PEER, &config, &result);
+    args.print_report(&peer, &config, &result);
     Ok(())
 }
