@@ -47,7 +47,7 @@
 //! ```
 //!
 //! - [`Server`]: register services ([`Server::register`], [`Server::register_fn`]), serve on
-//!   TCP or unix sockets, auth, timeouts, backpressure, graceful shutdown.
+//!   any transport, auth, timeouts, backpressure, graceful shutdown.
 //! - [`Client`]: one multiplexed connection; [`Client::call`], [`Client::go`], oneway calls,
 //!   metadata, deadlines (sent as `__ServerTimeout`), heartbeats; [`Client::send_raw`] and
 //!   [`XClient::send_raw`] send a payload the caller encoded and return a [`RawReply`] (rpcx's
@@ -59,6 +59,9 @@
 //!   alone lays out the bytes of a frame.
 //! - [`Address`] and [`ToAddress`]: `network@address` as rpcx writes it; every method that takes
 //!   an address takes a `&str`, a `String`, an `Address` or a `SocketAddr`.
+//! - [`transport`]: the networks, chosen by the address as rpcx names them: `tcp` (TLS with
+//!   [`ServerOptions::tls`] / [`ClientOptions::tls`]), `unix`, `reuseport`, `http` (CONNECT),
+//!   `ws`/`wss`, `quic`, `kcp`, `inprocess`; your own listeners and connectors.
 //! - [`query`]: server metadata as query strings ([`QueryValues`]), as rpcx reads and writes it.
 //! - [`util`]: the poison-free lock and the backoff every sextant crate uses.
 //! - [`transfer`]: streams and file transfer over a side connection (rpcx's `_streamservice` and
@@ -98,6 +101,12 @@
 //!
 //! - `macros` (default): the [`service`] attribute macro.
 //! - `thrift` (default): the Thrift codec.
+//! - `http` (default): HTTP invoke, JSON-RPC 2.0 and `CONNECT` on the service port.
+//! - `tls` (default): TLS and mutual TLS (rustls) on `tcp@`, `http@`, `wss@`.
+//! - `websocket` (default): the `ws@` and `wss@` transports.
+//! - `quic`: the `quic@` transport (quinn), as rpcx's `quic` build tag.
+//! - `kcp`: the `kcp@` transport (kcp-go's sessions, the `sextant-kcp` crate), as rpcx's `kcp`
+//!   build tag.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
