@@ -444,11 +444,11 @@ async fn tls_accept(
     acceptor: &tokio_rustls::TlsAcceptor,
     s: TcpStream,
 ) -> io::Result<(
-    tokio_rustls::server::TlsStream<TcpStream>,
+    tokio_rustls::server::TlsStream<tcp::ReadAhead<TcpStream>>,
     Option<Arc<PeerIdentity>>,
 )> {
     let s = acceptor
-        .accept(s)
+        .accept(tcp::ReadAhead::new(s))
         .await
         .map_err(|e| io::Error::new(e.kind(), tls::describe_tls_error(&e)))?;
     let id = PeerIdentity::from_server_conn(s.get_ref().1).map(Arc::new);
@@ -671,6 +671,7 @@ impl Stream {
 async fn maybe_tls(addr: &Address, s: TcpStream, options: &ClientOptions) -> io::Result<Stream> {
     #[cfg(feature = "tls")]
     if let Some(tls) = &options.tls {
+        let s = tcp::ReadAhead::new(s);
         return Ok(Stream::from_io(tls_connect(addr, s, tls).await?));
     }
     let _ = (addr, options);

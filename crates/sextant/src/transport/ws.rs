@@ -127,7 +127,7 @@ pub(super) async fn dial(addr: &Address, options: &ClientOptions) -> io::Result<
                     "wss@ needs ClientOptions::tls (the CA to trust)",
                 ));
             };
-            let s = super::tls_connect(addr, tcp, tls).await?;
+            let s = super::tls_connect(addr, super::tcp::ReadAhead::new(tcp), tls).await?;
             let (ws, _) = tokio_tungstenite::client_async_with_config(request, s, Some(config))
                 .await
                 .map_err(to_io)?;
