@@ -23,6 +23,54 @@
 //! - **Dialling.** [`ClientOptions::connector`](crate::ClientOptions::connector) takes a
 //!   [`Connector`] that dials every address itself, returning any [`Io`].
 
+/// `AsyncWrite` for a read-side wrapper: every write call goes to its `inner` field as it is.
+/// `impl_write_through!(Wrapper<S> where S: Bound)` or `impl_write_through!(Wrapper)`. Unused
+/// when no feature that has such a wrapper (`http`, `tls`, `websocket`) is on.
+#[allow(unused_macros)]
+macro_rules! impl_write_through {
+    ($ty:ident $(<$g:ident>)? $(where $b:ident: $($bound:path)+)?) => {
+        impl$(<$g>)? tokio::io::AsyncWrite for $ty$(<$g>)?
+        $(where $b: $($bound +)+ Unpin)?
+        {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                self.inner.is_write_vectored()
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use impl_write_through;
+
 mod address;
 mod http_connect;
 #[cfg(feature = "kcp")]
@@ -30,6 +78,8 @@ mod kcp;
 mod memory;
 #[cfg(feature = "quic")]
 mod quic;
+#[cfg(feature = "tls")]
+mod read_ahead;
 mod tcp;
 #[cfg(feature = "tls")]
 mod tls;
@@ -444,11 +494,11 @@ async fn tls_accept(
     acceptor: &tokio_rustls::TlsAcceptor,
     s: TcpStream,
 ) -> io::Result<(
-    tokio_rustls::server::TlsStream<tcp::ReadAhead<TcpStream>>,
+    tokio_rustls::server::TlsStream<read_ahead::ReadAhead<TcpStream>>,
     Option<Arc<PeerIdentity>>,
 )> {
     let s = acceptor
-        .accept(tcp::ReadAhead::new(s))
+        .accept(read_ahead::ReadAhead::new(s))
         .await
         .map_err(|e| io::Error::new(e.kind(), tls::describe_tls_error(&e)))?;
     let id = PeerIdentity::from_server_conn(s.get_ref().1).map(Arc::new);
@@ -671,7 +721,7 @@ impl Stream {
 async fn maybe_tls(addr: &Address, s: TcpStream, options: &ClientOptions) -> io::Result<Stream> {
     #[cfg(feature = "tls")]
     if let Some(tls) = &options.tls {
-        let s = tcp::ReadAhead::new(s);
+        let s = read_ahead::ReadAhead::new(s);
         return Ok(Stream::from_io(tls_connect(addr, s, tls).await?));
     }
     let _ = (addr, options);

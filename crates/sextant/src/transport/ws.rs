@@ -127,7 +127,7 @@ pub(super) async fn dial(addr: &Address, options: &ClientOptions) -> io::Result<
                     "wss@ needs ClientOptions::tls (the CA to trust)",
                 ));
             };
-            let s = super::tls_connect(addr, super::tcp::ReadAhead::new(tcp), tls).await?;
+            let s = super::tls_connect(addr, super::read_ahead::ReadAhead::new(tcp), tls).await?;
             let (ws, _) = tokio_tungstenite::client_async_with_config(request, s, Some(config))
                 .await
                 .map_err(to_io)?;
@@ -257,35 +257,7 @@ impl<S: Io> AsyncRead for TextAsBinary<S> {
     }
 }
 
-impl<S: Io> AsyncWrite for TextAsBinary<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+super::impl_write_through!(TextAsBinary<S> where S: AsyncWrite);
 
 /// A WebSocket connection as a byte stream.
 pub(super) struct WsIo<S> {
