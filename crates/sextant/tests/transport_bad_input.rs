@@ -142,13 +142,7 @@ async fn untrusted_expired_and_wrong_host_certificates_say_which() {
 #[tokio::test]
 async fn a_missing_client_certificate_is_refused_when_required() {
     let pki = pki::TestPki::new().unwrap();
-    let tls = ServerTlsConfig::builder()
-        .identity_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes())
-        .unwrap()
-        .client_ca_pem(pki.ca.as_bytes())
-        .unwrap()
-        .build()
-        .unwrap();
+    let tls = transport_common::mutual_tls_server(&pki);
     let server = arith(Server::builder().tls(tls));
     let addr = server.start("tcp@127.0.0.1:0").await.unwrap();
     // TLS 1.3: the client's handshake ends before the server checks its certificate, so the
@@ -162,13 +156,7 @@ async fn a_missing_client_certificate_is_refused_when_required() {
             .to_string(),
     };
     assert!(err.contains("client certificate"), "{err}");
-    let with_cert = ClientTlsConfig::builder()
-        .ca_pem(pki.ca.as_bytes())
-        .unwrap()
-        .identity_pem(pki.client.cert.as_bytes(), pki.client.key.as_bytes())
-        .unwrap()
-        .build()
-        .unwrap();
+    let with_cert = transport_common::client_with_cert(&pki, &pki.client);
     mul_ok(&addr, ClientOptions::default().tls(with_cert)).await;
     server.shutdown(Duration::from_secs(2)).await.unwrap();
 }

@@ -103,13 +103,7 @@ async fn tls_over_tcp() {
 #[tokio::test]
 async fn mutual_tls_shows_the_client_certificate_to_auth_and_handlers() {
     let pki = pki::TestPki::new().unwrap();
-    let tls = ServerTlsConfig::builder()
-        .identity_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes())
-        .unwrap()
-        .client_ca_pem(pki.ca.as_bytes())
-        .unwrap()
-        .build()
-        .unwrap();
+    let tls = transport_common::mutual_tls_server(&pki);
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let s2 = seen.clone();
     let server = arith(
@@ -150,13 +144,7 @@ async fn mutual_tls_shows_the_client_certificate_to_auth_and_handlers() {
 
     // Another certificate from the same CA gets in through TLS but not past the auth function.
     let other = pki.leaf("intruder", &[], true, false).unwrap();
-    let tls = ClientTlsConfig::builder()
-        .ca_pem(pki.ca.as_bytes())
-        .unwrap()
-        .identity_pem(other.cert.as_bytes(), other.key.as_bytes())
-        .unwrap()
-        .build()
-        .unwrap();
+    let tls = transport_common::client_with_cert(&pki, &other);
     let client = Client::connect(&addr, ClientOptions::default().tls(tls))
         .await
         .unwrap();

@@ -73,6 +73,22 @@ fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore> {
     Ok(roots)
 }
 
+/// `config` with `alpn` as its only ALPN protocol when it names none, else `config` itself.
+#[cfg(feature = "quic")]
+fn default_alpn<C: Clone>(
+    config: &Arc<C>,
+    alpn: &[u8],
+    protocols: impl Fn(&mut C) -> &mut Vec<Vec<u8>>,
+) -> Arc<C> {
+    let mut c = (**config).clone();
+    let p = protocols(&mut c);
+    if !p.is_empty() {
+        return config.clone();
+    }
+    p.push(alpn.to_vec());
+    Arc::new(c)
+}
+
 /// A server's TLS settings: its certificate chain and key, and whether (and by which CAs)
 /// clients must be authenticated. Cheap to clone.
 #[derive(Clone)]
@@ -115,13 +131,7 @@ impl ServerTlsConfig {
     /// `rpcx`, as rpcx sets `NextProtos`).
     #[cfg(feature = "quic")]
     pub(crate) fn with_default_alpn(&self, alpn: &[u8]) -> Arc<rustls::ServerConfig> {
-        if self.config.alpn_protocols.is_empty() {
-            let mut c = (*self.config).clone();
-            c.alpn_protocols = vec![alpn.to_vec()];
-            Arc::new(c)
-        } else {
-            self.config.clone()
-        }
+        default_alpn(&self.config, alpn, |c| &mut c.alpn_protocols)
     }
 
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
@@ -291,13 +301,7 @@ impl ClientTlsConfig {
 
     #[cfg(feature = "quic")]
     pub(crate) fn with_default_alpn(&self, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
-        if self.config.alpn_protocols.is_empty() {
-            let mut c = (*self.config).clone();
-            c.alpn_protocols = vec![alpn.to_vec()];
-            Arc::new(c)
-        } else {
-            self.config.clone()
-        }
+        default_alpn(&self.config, alpn, |c| &mut c.alpn_protocols)
     }
 
     pub(crate) fn connector(&self) -> tokio_rustls::TlsConnector {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use serde::{Deserialize, Serialize};
+use sextant::transport::{ClientTlsConfig, ServerTlsConfig};
 use sextant::{Context, Server, ServerBuilder, ServiceError};
 
 #[path = "../../../sextant-interop/src/pki.rs"]
@@ -33,4 +34,26 @@ pub fn arith(builder: ServerBuilder) -> Server {
     })
     .unwrap();
     s
+}
+
+/// The server certificate of `pki`, requiring client certificates signed by its CA.
+pub fn mutual_tls_server(pki: &pki::TestPki) -> ServerTlsConfig {
+    ServerTlsConfig::builder()
+        .identity_pem(pki.server.cert.as_bytes(), pki.server.key.as_bytes())
+        .unwrap()
+        .client_ca_pem(pki.ca.as_bytes())
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+/// Trusts `pki`'s CA and shows `cert` as the client certificate.
+pub fn client_with_cert(pki: &pki::TestPki, cert: &pki::CertPem) -> ClientTlsConfig {
+    ClientTlsConfig::builder()
+        .ca_pem(pki.ca.as_bytes())
+        .unwrap()
+        .identity_pem(cert.cert.as_bytes(), cert.key.as_bytes())
+        .unwrap()
+        .build()
+        .unwrap()
 }
