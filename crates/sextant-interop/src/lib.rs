@@ -200,7 +200,7 @@ impl PushTicks {
 }
 
 impl ServerPlugin for PushTicks {
-    fn post_call(&self, ctx: &Context, _error: Option<&str>, _elapsed: Duration) {
+    fn post_call(&self, ctx: &Context, _outcome: &mut sextant::CallOutcome) {
         let Some(conn) = ctx.conn() else { return };
         if !self.pushed.lock().unwrap().insert(conn.id()) {
             return;

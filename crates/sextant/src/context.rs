@@ -1,5 +1,7 @@
 //! The per-call [`Context`] a handler receives.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +22,16 @@ pub(crate) enum Origin {
     Http(PeerAddr, Option<Arc<PeerIdentity>>),
 }
 
+impl Origin {
+    /// The caller's address.
+    pub(crate) fn peer_addr(&self) -> &PeerAddr {
+        match self {
+            Origin::Conn(c) => c.peer_addr(),
+            Origin::Http(p, _) => p,
+        }
+    }
+}
+
 /// What a handler knows about the call it is serving: who called, with which metadata, until
 /// when; and where it can leave metadata for the response.
 ///
@@ -38,7 +50,12 @@ struct Inner {
     origin: Origin,
     deadline: Option<Instant>,
     response_metadata: Mutex<Metadata>,
+    /// The names the response echoes when a plugin renamed the request (an alias).
+    reply_names: Option<Box<(ByteStr, ByteStr)>>,
+    extensions: Mutex<Option<Box<Extensions>>>,
 }
+
+type Extensions = HashMap<TypeId, Box<dyn Any + Send + Sync>>;
 
 impl Context {
     pub(crate) fn new(
@@ -58,8 +75,68 @@ impl Context {
                 origin,
                 deadline,
                 response_metadata: Mutex::new(Metadata::new()),
+                reply_names: None,
+                extensions: Mutex::new(None),
             }),
         }
+    }
+
+    /// A context whose response echoes `reply_names` (the names the caller sent) rather than
+    /// the service path and method it was routed by.
+    pub(crate) fn with_reply_names(mut self, names: Option<(ByteStr, ByteStr)>) -> Context {
+        if let (Some(n), Some(inner)) = (names, Arc::get_mut(&mut self.inner)) {
+            inner.reply_names = Some(Box::new(n));
+        }
+        self
+    }
+
+    /// The service path the response carries.
+    pub(crate) fn reply_service_path(&self) -> &str {
+        match &self.inner.reply_names {
+            Some(n) => &n.0,
+            None => &self.inner.service_path,
+        }
+    }
+
+    /// The method the response carries.
+    pub(crate) fn reply_service_method(&self) -> &str {
+        match &self.inner.reply_names {
+            Some(n) => &n.1,
+            None => &self.inner.service_method,
+        }
+    }
+
+    /// Stores a value of type `T` for the rest of the call, replacing one already there, and
+    /// returns the old one: the typed map plugins, layers and handlers share (an authenticated
+    /// identity, a span, a start time). Values live as long as the context.
+    pub fn insert_extension<T: Any + Send + Sync>(&self, value: T) -> Option<T> {
+        let mut g = lock(&self.inner.extensions);
+        let map = g.get_or_insert_with(Default::default);
+        map.insert(TypeId::of::<T>(), Box::new(value))
+            .and_then(|old| old.downcast::<T>().ok().map(|b| *b))
+    }
+
+    /// A clone of the value of type `T` stored with
+    /// [`insert_extension`](Context::insert_extension), if any.
+    pub fn extension<T: Any + Send + Sync + Clone>(&self) -> Option<T> {
+        self.with_extension(|v: Option<&T>| v.cloned())
+    }
+
+    /// Runs `f` with a reference to the value of type `T`, if any (for values that are not
+    /// `Clone`).
+    pub fn with_extension<T: Any + Send + Sync, R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        let g = lock(&self.inner.extensions);
+        f(g.as_ref()
+            .and_then(|m| m.get(&TypeId::of::<T>()))
+            .and_then(|b| b.downcast_ref::<T>()))
+    }
+
+    /// Takes the value of type `T` out of the context.
+    pub fn remove_extension<T: Any + Send + Sync>(&self) -> Option<T> {
+        let mut g = lock(&self.inner.extensions);
+        g.as_mut()
+            .and_then(|m| m.remove(&TypeId::of::<T>()))
+            .and_then(|b| b.downcast::<T>().ok().map(|b| *b))
     }
 
     /// The service being called (rpcx's `ServicePath`).
@@ -93,10 +170,7 @@ impl Context {
 
     /// The caller's address.
     pub fn peer_addr(&self) -> Option<&PeerAddr> {
-        Some(match &self.inner.origin {
-            Origin::Conn(c) => c.peer_addr(),
-            Origin::Http(p, _) => p,
-        })
+        Some(self.inner.origin.peer_addr())
     }
 
     /// What the caller's TLS or QUIC handshake showed: its client certificate (mutual TLS), the

@@ -1,6 +1,8 @@
 //! The write side shared by server and client connections: frames queued by many tasks are
 //! written in batches, so that one system call carries as many messages as are ready.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -27,6 +29,7 @@ pub(crate) async fn write_loop(
     mut rx: mpsc::Receiver<BytesMut>,
     write_timeout: Option<Duration>,
     stop: CancellationToken,
+    written: Option<Arc<AtomicU64>>,
 ) -> Option<std::io::Error> {
     let mut batch = BytesMut::new();
     // Releases the batch buffer once the writer has been idle for QUIET_AFTER; re-armed at most
@@ -92,6 +95,9 @@ pub(crate) async fn write_loop(
                 }
             }
         }
+        let len = single.as_ref().map_or(0, |f| f.len())
+            + batch.len()
+            + big.as_ref().map_or(0, |f| f.len());
         let write = async {
             if let Some(mut f) = single.take() {
                 wr.write_all_buf(&mut f).await?;
@@ -124,6 +130,9 @@ pub(crate) async fn write_loop(
         };
         if let Err(e) = r {
             break Some(e);
+        }
+        if let Some(w) = &written {
+            w.fetch_add(len as u64, Ordering::Relaxed);
         }
         batch.clear();
     };

@@ -136,8 +136,8 @@ pub use error::{Error, PushError, Result, ServiceError};
 pub use query::QueryValues;
 pub use selector::SelectMode;
 pub use server::{
-    AuthPeer, ClientConn, Method, RegisterOptions, Server, ServerBuilder, ServerOptions,
-    ServerPlugin, ServerStats, Service,
+    AuthPeer, CallOutcome, ClientConn, Method, RegisterOptions, Server, ServerBuilder,
+    ServerOptions, ServerPlugin, ServerStats, Service, Verdict,
 };
 pub use transport::{Address, PeerAddr, ToAddress};
 pub use xclient::{FailMode, XClient, XClientBuilder, XClientOptions};

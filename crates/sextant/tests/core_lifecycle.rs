@@ -357,15 +357,15 @@ async fn stats_count_connections_and_calls() {
 async fn plugins_see_calls_and_can_refuse_them() {
     struct Gate(Arc<AtomicUsize>);
     impl sextant::ServerPlugin for Gate {
-        fn pre_call(&self, ctx: &Context) -> Result<(), String> {
+        fn pre_call(&self, ctx: &Context, _payload: &bytes::Bytes) -> sextant::Verdict {
             if ctx.metadata().get("token") == Some("let-me-in") {
-                Ok(())
+                sextant::Verdict::Continue
             } else {
-                Err("rate limited".into())
+                sextant::Verdict::Reject("rate limited".into())
             }
         }
-        fn post_call(&self, _ctx: &Context, error: Option<&str>, _elapsed: Duration) {
-            if error.is_none() {
+        fn post_call(&self, _ctx: &Context, outcome: &mut sextant::CallOutcome) {
+            if outcome.is_ok() {
                 self.0.fetch_add(1, Ordering::SeqCst);
             }
         }
@@ -405,11 +405,11 @@ async fn post_call_sees_the_error_of_a_failed_oneway_call() {
     type Seen = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
     struct Record(Seen);
     impl sextant::ServerPlugin for Record {
-        fn post_call(&self, ctx: &Context, error: Option<&str>, _elapsed: Duration) {
-            self.0
-                .lock()
-                .unwrap()
-                .push((ctx.service_method().to_string(), error.map(str::to_string)));
+        fn post_call(&self, ctx: &Context, outcome: &mut sextant::CallOutcome) {
+            self.0.lock().unwrap().push((
+                ctx.service_method().to_string(),
+                outcome.error().map(str::to_string),
+            ));
         }
     }
     let seen: Seen = Default::default();

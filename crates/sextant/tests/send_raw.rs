@@ -383,7 +383,7 @@ struct Hooks {
 struct CountHooks(Arc<Hooks>);
 
 impl ClientPlugin for CountHooks {
-    fn pre_call(&self, call: &CallInfo<'_>) -> sextant::Result<()> {
+    fn pre_call(&self, call: &mut CallInfo<'_>) -> sextant::Result<()> {
         assert_eq!(call.service_method, "Mul");
         assert_eq!(call.metadata.get(keys::AUTH), Some("x-token"));
         self.0.pre.fetch_add(1, Ordering::Relaxed);

@@ -222,7 +222,7 @@ impl ClientPlugin for Events {
     fn on_conn_close(&self, _: &str) {
         self.closed.fetch_add(1, Ordering::Relaxed);
     }
-    fn pre_call(&self, call: &CallInfo<'_>) -> sextant::Result<()> {
+    fn pre_call(&self, call: &mut CallInfo<'_>) -> sextant::Result<()> {
         assert_eq!(call.metadata.get("__AUTH"), Some("secret"));
         self.pre.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -18,7 +18,7 @@ use sextant::{CallOptions, Error, KVPair};
 struct Attempts(Arc<Mutex<Vec<(String, u32)>>>);
 
 impl ClientPlugin for Attempts {
-    fn pre_call(&self, call: &CallInfo<'_>) -> sextant::Result<()> {
+    fn pre_call(&self, call: &mut CallInfo<'_>) -> sextant::Result<()> {
         self.0
             .lock()
             .unwrap()

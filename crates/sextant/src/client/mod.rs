@@ -99,8 +99,18 @@ impl Client {
         options: ClientOptions,
         push: Option<PushSink>,
     ) -> Result<Client> {
+        Client::connect_wrapped(address, options, push, Ok).await
+    }
+
+    /// Connects, passing the stream through `wrap` (the XClient plugins' `wrap_conn`) first.
+    pub(crate) async fn connect_wrapped(
+        address: Address,
+        options: ClientOptions,
+        push: Option<PushSink>,
+        wrap: impl FnOnce(Stream) -> Result<Stream>,
+    ) -> Result<Client> {
         address.check_dialable()?;
-        let stream = Stream::connect_with(&address, &options).await?;
+        let stream = wrap(Stream::connect_with(&address, &options).await?)?;
         Ok(Client::from_stream_with(address, stream, options, push))
     }
 
@@ -134,7 +144,7 @@ impl Client {
 
         let s = in_flight.clone();
         tokio::spawn(async move {
-            let err = crate::io::write_loop(wr, rx, None, s.stop.clone()).await;
+            let err = crate::io::write_loop(wr, rx, None, s.stop.clone(), None).await;
             s.close(match err {
                 Some(e) => Error::lost(format!("write failed: {e}")),
                 None => Error::Closed,

@@ -64,6 +64,8 @@ pub struct ServerBuilder {
     codecs: Codecs,
     auth: Option<Box<AuthFn>>,
     plugins: Vec<Arc<dyn ServerPlugin>>,
+    #[cfg(feature = "tower")]
+    layers: Vec<Box<super::layer::WrapHandler>>,
     #[cfg(feature = "http")]
     routes: Vec<super::http::Route>,
 }
@@ -90,6 +92,12 @@ impl ServerBuilder {
     /// Sets [`ServerOptions::handshake_timeout`].
     pub fn handshake_timeout(mut self, t: Duration) -> Self {
         self.options.handshake_timeout = t;
+        self
+    }
+
+    /// Sets [`ServerOptions::max_plugin_wait`].
+    pub fn max_plugin_wait(mut self, t: Duration) -> Self {
+        self.options.max_plugin_wait = t;
         self
     }
 
@@ -202,6 +210,39 @@ impl ServerBuilder {
         self
     }
 
+    /// Wraps every method's handler in a [`tower::Layer`] (timeouts, concurrency limits, load
+    /// shedding, tracing: any middleware over a [`Service`](tower::Service) of
+    /// [`CallRequest`](super::CallRequest) to [`CallResponse`](super::CallResponse)). The first
+    /// layer added is the outermost, as with tower's `ServiceBuilder`. Layers run inside the
+    /// plugins' `pre_call` and `post_call`, under the call's deadline; an error from a layer is
+    /// sent to the caller as the call's error text.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sextant::Server;
+    ///
+    /// let server = Server::builder()
+    ///     .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(2)))
+    ///     .build();
+    /// # drop(server);
+    /// ```
+    #[cfg(feature = "tower")]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<super::HandlerService> + Send + Sync + 'static,
+        L::Service: tower::Service<super::CallRequest, Response = super::CallResponse>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<super::CallRequest>>::Error: Into<tower::BoxError>,
+        <L::Service as tower::Service<super::CallRequest>>::Future: Send + 'static,
+    {
+        // Applied innermost first, so the first layer added ends up outermost.
+        self.layers.insert(0, super::layer::wrapper(layer));
+        self
+    }
+
     /// Turns off HTTP invoke on the service port (rpcx's `DisableHTTPGateway`).
     #[cfg(feature = "http")]
     pub fn disable_http_gateway(mut self) -> Self {
@@ -261,6 +302,8 @@ impl ServerBuilder {
                 self.codecs,
                 self.auth,
                 self.plugins,
+                #[cfg(feature = "tower")]
+                self.layers,
                 #[cfg(feature = "http")]
                 self.routes,
             )),

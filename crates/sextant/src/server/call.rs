@@ -1,6 +1,7 @@
 //! One call, from a decoded request to its response frame: the deadline from
-//! `__ServerTimeout`, routing, the plugins' `pre_call`/`post_call`, decompression, the handler
-//! (under the deadline, panics caught).
+//! `__ServerTimeout`, routing, decompression, the handler (under the deadline, panics caught),
+//! and, when plugins are installed, their per-call hooks around all of it (see
+//! [`plugin`](super::plugin) for the order).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
@@ -11,14 +12,57 @@ use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use sextant_protocol::compress::decompress;
 use sextant_protocol::{keys, Message};
+use tracing::Instrument;
 
-use super::handler::{error_outcome, Handler, Outcome};
+use super::handler::{error_outcome, raw_reply_outcome, Handler, Outcome};
+use super::plugin::{CallOutcome, ServerPlugin, Verdict};
 use super::ServerInner;
 use crate::context::{Context, Origin};
 
-/// Serves one request; returns the response frame, or `None` when nothing is to be sent
-/// (oneway).
-pub(crate) async fn process(
+type Plugins = Arc<Vec<Arc<dyn ServerPlugin>>>;
+
+/// A served request: the response frame (`None` when nothing is to be sent: oneway), and the
+/// plugins' write hooks to run once it has been handed to the writer.
+pub(crate) struct Processed {
+    pub(crate) frame: Option<BytesMut>,
+    pub(crate) after: Option<AfterWrite>,
+}
+
+/// The plugins' `post_write_response`, run by whoever queues the frame.
+pub(crate) struct AfterWrite {
+    plugins: Plugins,
+    ctx: Context,
+    outcome: CallOutcome,
+}
+
+impl AfterWrite {
+    /// Runs the hooks; `written` tells whether the frame reached the connection's writer.
+    pub(crate) fn done(self, written: bool) {
+        for p in self.plugins.iter() {
+            let r = guard(|| p.post_write_response(&self.ctx, &self.outcome, written));
+            if let Err(text) = r {
+                log_panic("post_write_response", &self.ctx, &text);
+            }
+        }
+    }
+}
+
+/// Serves one request.
+pub(crate) async fn process(server: &Arc<ServerInner>, msg: Message, origin: Origin) -> Processed {
+    let plugins = server.plugins();
+    if plugins.is_empty() {
+        drop(plugins);
+        return Processed {
+            frame: process_plain(server, msg, origin).await,
+            after: None,
+        };
+    }
+    let plugins = arc_swap::Guard::into_inner(plugins);
+    process_with_plugins(server, plugins, msg, origin).await
+}
+
+/// The path with no plugin: no hook, nothing kept for after the write.
+async fn process_plain(
     server: &Arc<ServerInner>,
     msg: Message,
     origin: Origin,
@@ -50,24 +94,200 @@ pub(crate) async fn process(
         Ok(h) => h,
         Err(text) => return error_outcome(&ctx, text).frame,
     };
-    let plugins = server.plugins();
-    if plugins.is_empty() {
-        return run_handler(server, &ctx, handler, payload, timeout)
-            .await
-            .frame;
-    }
-    for p in plugins.iter() {
-        if let Err(text) = p.pre_call(&ctx) {
-            return error_outcome(&ctx, text).frame;
+    let payload = match decompress_payload(server, &ctx, payload) {
+        Ok(p) => p,
+        Err(o) => return o.frame,
+    };
+    run_handler(server, &ctx, handler, payload, timeout)
+        .await
+        .frame
+}
+
+/// The path with plugins: every hook, in the documented order, each guarded against panics.
+async fn process_with_plugins(
+    server: &Arc<ServerInner>,
+    plugins: Plugins,
+    mut msg: Message,
+    origin: Origin,
+) -> Processed {
+    let started = Instant::now();
+    let sent = (msg.service_path.clone(), msg.service_method.clone());
+    let mut refused = None;
+    {
+        let peer = origin.peer_addr();
+        for p in plugins.iter() {
+            match guard(|| p.post_read_request(&mut msg, peer)) {
+                Ok(Ok(())) => {}
+                Ok(Err(text)) => {
+                    refused = Some(text);
+                    break;
+                }
+                Err(panic) => {
+                    tracing::error!(hook = "post_read_request", service = %msg.service_path, method = %msg.service_method, panic = %panic, "plugin panicked");
+                    refused = Some(format!("rpcx: plugin panicked: {panic}"));
+                    break;
+                }
+            }
         }
     }
-    let started = Instant::now();
-    let outcome = run_handler(server, &ctx, handler, payload, timeout).await;
-    let elapsed = started.elapsed();
+    let renamed = msg.service_path != sent.0 || msg.service_method != sent.1;
+    let Message {
+        header,
+        service_path,
+        service_method,
+        metadata,
+        payload,
+    } = msg;
+    let timeout = server_timeout(metadata.get(keys::SERVER_TIMEOUT));
+    let deadline = timeout.map(|t| started + t);
+    let ctx = Context::new(
+        header,
+        service_path,
+        service_method,
+        metadata,
+        origin,
+        deadline,
+    )
+    .with_reply_names(renamed.then_some(sent));
+    server.calls.fetch_add(1, Ordering::Relaxed);
+
+    let mut routed = false;
+    let outcome = match refused {
+        Some(text) => error_outcome(&ctx, text),
+        None => {
+            let looked_up = server
+                .router
+                .load()
+                .lookup(ctx.service_path(), ctx.service_method());
+            routed = looked_up.is_ok();
+            call_with_plugins(server, &plugins, &ctx, looked_up, payload, timeout).await
+        }
+    };
+
+    let Outcome { mut frame, error } = outcome;
+    let mut out = CallOutcome {
+        error,
+        response_len: frame.as_ref().map_or(0, |f| f.len()),
+        elapsed: started.elapsed(),
+        routed,
+        replaced: None,
+    };
     for p in plugins.iter() {
-        p.post_call(&ctx, outcome.error.as_deref(), elapsed);
+        if let Err(panic) = guard(|| p.post_call(&ctx, &mut out)) {
+            log_panic("post_call", &ctx, &panic);
+            out.set_error(format!("rpcx: plugin panicked: {panic}"));
+        }
     }
-    outcome.frame
+    if let Some(replacement) = out.replaced.take() {
+        let o = match replacement {
+            Ok(_) if ctx.is_oneway() => Outcome {
+                frame: None,
+                error: None,
+            },
+            Ok(payload) => raw_reply_outcome(&ctx, &payload),
+            Err(text) => error_outcome(&ctx, text),
+        };
+        frame = o.frame;
+        out.error = o.error;
+        out.response_len = frame.as_ref().map_or(0, |f| f.len());
+    }
+    for p in plugins.iter() {
+        if let Err(panic) = guard(|| p.pre_write_response(&ctx, &out)) {
+            log_panic("pre_write_response", &ctx, &panic);
+        }
+    }
+    Processed {
+        frame,
+        after: Some(AfterWrite {
+            plugins,
+            ctx,
+            outcome: out,
+        }),
+    }
+}
+
+/// Routing's result, decompression, the plugins' `pre_call` and the handler.
+async fn call_with_plugins(
+    server: &Arc<ServerInner>,
+    plugins: &Plugins,
+    ctx: &Context,
+    handler: Result<Arc<dyn Handler>, String>,
+    payload: Bytes,
+    timeout: Option<Duration>,
+) -> Outcome {
+    let payload = match decompress_payload(server, ctx, payload) {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    for p in plugins.iter() {
+        let verdict = match guard(|| p.pre_call(ctx, &payload)) {
+            Ok(v) => v,
+            Err(panic) => {
+                log_panic("pre_call", ctx, &panic);
+                return error_outcome(ctx, format!("rpcx: plugin panicked: {panic}"));
+            }
+        };
+        match verdict {
+            Verdict::Continue => {}
+            Verdict::Reject(text) => return error_outcome(ctx, text),
+            Verdict::Wait(wait) => {
+                let max = server.options.max_plugin_wait;
+                let bound = ctx.deadline().unwrap_or_else(|| Instant::now() + max);
+                let waited =
+                    tokio::time::timeout_at(bound.into(), AssertUnwindSafe(wait).catch_unwind())
+                        .await;
+                match waited {
+                    Ok(Ok(Ok(()))) => {}
+                    Ok(Ok(Err(text))) => return error_outcome(ctx, text),
+                    Ok(Err(panic)) => {
+                        let panic = panic_message(&panic);
+                        log_panic("pre_call", ctx, &panic);
+                        return error_outcome(ctx, format!("rpcx: plugin panicked: {panic}"));
+                    }
+                    Err(_) if ctx.deadline().is_some() => {
+                        return error_outcome(ctx, deadline_text(ctx, timeout))
+                    }
+                    Err(_) => {
+                        let text = format!(
+                            "rpcx: a plugin held call {}.{} longer than {} ms",
+                            ctx.service_path(),
+                            ctx.service_method(),
+                            max.as_millis()
+                        );
+                        return error_outcome(ctx, text);
+                    }
+                }
+            }
+        }
+    }
+    let handler = match handler {
+        Ok(h) => h,
+        Err(text) => return error_outcome(ctx, text),
+    };
+    // A span a plugin left in the context covers the handler.
+    match ctx.extension::<tracing::Span>() {
+        Some(span) => {
+            run_handler(server, ctx, handler, payload, timeout)
+                .instrument(span)
+                .await
+        }
+        None => run_handler(server, ctx, handler, payload, timeout).await,
+    }
+}
+
+/// Runs a hook, turning a panic into its message.
+fn guard<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&p))
+}
+
+fn log_panic(hook: &str, ctx: &Context, panic: &str) {
+    tracing::error!(
+        hook,
+        service = ctx.service_path(),
+        method = ctx.service_method(),
+        panic,
+        "plugin panicked"
+    );
 }
 
 /// The deadline a request carries: `__ServerTimeout` in milliseconds (negative means none left).
@@ -77,7 +297,27 @@ fn server_timeout(value: Option<&str>) -> Option<Duration> {
         .map(|ms| Duration::from_millis(ms.max(0) as u64))
 }
 
-/// Decompresses the argument and runs the handler under the call's deadline, catching panics.
+fn deadline_text(ctx: &Context, timeout: Option<Duration>) -> String {
+    let ms = timeout.unwrap_or_default().as_millis();
+    format!(
+        "rpcx: call {}.{} exceeded its deadline of {ms} ms",
+        ctx.service_path(),
+        ctx.service_method()
+    )
+}
+
+/// Decompresses the argument, within the server's limit.
+fn decompress_payload(
+    server: &Arc<ServerInner>,
+    ctx: &Context,
+    payload: Bytes,
+) -> Result<Bytes, Outcome> {
+    let limit = server.options.limits.max_decompressed_size;
+    decompress(ctx.header().compress_type(), payload, limit)
+        .map_err(|e| error_outcome(ctx, e.to_string()))
+}
+
+/// Runs the handler under the call's deadline, catching panics.
 async fn run_handler(
     server: &Arc<ServerInner>,
     ctx: &Context,
@@ -85,11 +325,6 @@ async fn run_handler(
     payload: Bytes,
     timeout: Option<Duration>,
 ) -> Outcome {
-    let limit = server.options.limits.max_decompressed_size;
-    let payload = match decompress(ctx.header().compress_type(), payload, limit) {
-        Ok(p) => p,
-        Err(e) => return error_outcome(ctx, e.to_string()),
-    };
     let env = server.env.clone();
     let ctx2 = ctx.clone();
     // The handler is created inside the guarded future, so a panic while decoding or in the
@@ -99,15 +334,7 @@ async fn run_handler(
     let outcome = match ctx.deadline() {
         Some(d) => match tokio::time::timeout_at(d.into(), call).await {
             Ok(r) => r,
-            Err(_) => {
-                let ms = timeout.unwrap_or_default().as_millis();
-                let text = format!(
-                    "rpcx: call {}.{} exceeded its deadline of {ms} ms",
-                    ctx.service_path(),
-                    ctx.service_method()
-                );
-                return error_outcome(ctx, text);
-            }
+            Err(_) => return error_outcome(ctx, deadline_text(ctx, timeout)),
         },
         None => call.await,
     };
@@ -121,7 +348,7 @@ async fn run_handler(
     }
 }
 
-fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {

@@ -31,8 +31,22 @@ const QUIET_AFTER: Duration = Duration::from_secs(1);
 pub(crate) async fn serve_conn(server: Arc<ServerInner>, incoming: Incoming) {
     // Plugins see the peer first, so a refused address costs no handshake.
     let peer = incoming.peer().clone();
-    if !server.plugins().iter().all(|p| p.on_conn_accept(&peer)) {
+    let admitted = {
+        let plugins = server.plugins();
+        plugins.iter().all(|p| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.on_conn_accept(&peer)))
+                .unwrap_or_else(|panic| {
+                    let panic = super::call::panic_message(&panic);
+                    tracing::error!(hook = "on_conn_accept", %peer, %panic, "plugin panicked; refusing the connection");
+                    false
+                })
+        })
+    };
+    if !admitted {
         tracing::debug!(%peer, "connection refused by a plugin");
+        for p in server.plugins().iter() {
+            p.on_conn_close(&peer);
+        }
         return;
     }
     // The handshake (TLS, WebSocket, QUIC) runs here, in the connection's own task, bounded by
@@ -48,6 +62,7 @@ pub(crate) async fn serve_conn(server: Arc<ServerInner>, incoming: Incoming) {
         })) => {
             server.connections.fetch_add(1, Ordering::Relaxed);
             server.total_connections.fetch_add(1, Ordering::Relaxed);
+            let stream = wrap_conn(&server, &peer, stream);
             serve_accepted(&server, stream, &peer, identity).await;
             server.connections.fetch_sub(1, Ordering::Relaxed);
         }
@@ -58,6 +73,26 @@ pub(crate) async fn serve_conn(server: Arc<ServerInner>, incoming: Incoming) {
     for p in server.plugins().iter() {
         p.on_conn_close(&peer);
     }
+}
+
+/// The plugins' `wrap_conn`, in order; a panicking one leaves the stream as it was given.
+fn wrap_conn(server: &Arc<ServerInner>, peer: &PeerAddr, stream: Stream) -> Stream {
+    let plugins = server.plugins();
+    let mut stream = Some(stream);
+    for p in plugins.iter() {
+        let given = stream.take().expect("a stream");
+        // The stream cannot be recovered from a panicking hook: it is lost with it, and the
+        // connection closes.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.wrap_conn(peer, given))) {
+            Ok(s) => stream = Some(s),
+            Err(panic) => {
+                let panic = super::call::panic_message(&panic);
+                tracing::error!(hook = "wrap_conn", %peer, %panic, "plugin panicked; closing the connection");
+                return Stream::Memory(tokio::io::duplex(1).0);
+            }
+        }
+    }
+    stream.expect("a stream")
 }
 
 /// Reads the first bytes of a connection to tell rpcx from HTTP (when the server answers HTTP),
@@ -139,6 +174,8 @@ pub(crate) async fn serve_rpcx(
         server.push_seq.clone(),
         server.env.clone(),
     );
+    // Bytes read before this point (the first ones, read to tell rpcx from HTTP) count too.
+    conn.add_bytes_in(buf.len());
     lock(&server.active).insert(conn.id(), conn.clone());
     let peer = conn.peer_addr();
     // Closing this connection alone (write failure, force close) without touching the server.
@@ -148,6 +185,7 @@ pub(crate) async fn serve_rpcx(
         rx,
         opts.write_timeout,
         conn_stop.clone(),
+        Some(conn.bytes_out_counter()),
     ));
     let permits = Arc::new(Semaphore::new(opts.max_concurrent_requests.max(1)));
     let mut decoder = Decoder::new(opts.limits);
@@ -215,7 +253,8 @@ pub(crate) async fn serve_rpcx(
                     }
                     break 'conn;
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    conn.add_bytes_in(n);
                     quiet = false;
                     read_since_tick = true;
                     if !quiet_timer_armed {
@@ -272,6 +311,15 @@ pub(crate) async fn serve_rpcx(
         tracing::debug!(%peer, error = %e, "write error");
     }
     lock(&server.active).remove(&conn.id());
+    server
+        .closed_bytes_in
+        .fetch_add(conn.bytes_in(), Ordering::Relaxed);
+    server
+        .closed_bytes_out
+        .fetch_add(conn.bytes_out(), Ordering::Relaxed);
+    server
+        .closed_pushes
+        .fetch_add(conn.pushes(), Ordering::Relaxed);
     conn.mark_closed();
 }
 
@@ -300,6 +348,15 @@ async fn handle_message(
     }
 
     if msg.header.is_heartbeat() {
+        for p in server.plugins().iter() {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                p.on_heartbeat(peer, &msg)
+            }));
+            if let Err(panic) = r {
+                let panic = super::call::panic_message(&panic);
+                tracing::error!(hook = "on_heartbeat", %peer, %panic, "plugin panicked");
+            }
+        }
         // rpcx sends the same message back with only the response bit set.
         let res = msg.into_heartbeat_reply();
         let mut b = BytesMut::with_capacity(res.encoded_len());
@@ -344,9 +401,13 @@ async fn handle_message(
     server.tracker.spawn(async move {
         let force = server2.force.clone();
         tokio::select! {
-            frame = process(&server2, msg, origin) => {
-                if let Some(f) = frame {
-                    let _ = tx.send(f).await;
+            done = process(&server2, msg, origin) => {
+                let written = match done.frame {
+                    Some(f) => tx.send(f).await.is_ok(),
+                    None => false,
+                };
+                if let Some(after) = done.after {
+                    after.done(written);
                 }
             }
             _ = force.cancelled() => {}

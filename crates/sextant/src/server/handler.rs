@@ -152,7 +152,12 @@ fn reply_outcome<R: Encode>(
         header.set_status(MessageStatusType::Error);
     }
     let st = header.serialize_type();
-    let head = FrameHead::new(&header, ctx.service_path(), ctx.service_method(), &metadata);
+    let head = FrameHead::new(
+        &header,
+        ctx.reply_service_path(),
+        ctx.reply_service_method(),
+        &metadata,
+    );
     let mut buf = BytesMut::new();
     let encoded = head.encode(
         &mut buf,
@@ -174,6 +179,29 @@ fn reply_outcome<R: Encode>(
             };
             error_outcome_with(ctx, text, &Metadata::new())
         }
+    }
+}
+
+/// The response carrying `payload` as it is (already encoded with the request's serialize
+/// type), compressed as [`reply_outcome`] would: a plugin's replacement reply.
+pub(crate) fn raw_reply_outcome(ctx: &Context, payload: &[u8]) -> Outcome {
+    let req_header = ctx.header();
+    let header = req_header.response_header();
+    let metadata = ctx.take_response_metadata();
+    let head = FrameHead::new(
+        &header,
+        ctx.reply_service_path(),
+        ctx.reply_service_method(),
+        &metadata,
+    );
+    let mut buf = BytesMut::new();
+    let encoded = head.encode(&mut buf, req_header.compress_type(), payload.len(), |b| {
+        b.extend_from_slice(payload);
+        Ok::<_, Error>(())
+    });
+    match encoded {
+        Ok(()) => Outcome::ok(Some(buf)),
+        Err(e) => error_outcome_with(ctx, e.to_string(), &Metadata::new()),
     }
 }
 
@@ -201,8 +229,8 @@ fn error_outcome_with(ctx: &Context, text: String, extra: &Metadata) -> Outcome 
     Outcome {
         frame: error_frame(
             ctx.header(),
-            ctx.service_path(),
-            ctx.service_method(),
+            ctx.reply_service_path(),
+            ctx.reply_service_method(),
             &text,
             extra,
         ),

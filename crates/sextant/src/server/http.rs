@@ -426,8 +426,11 @@ async fn call(
         // Go's HTTP invoke waits for the reply even when X-RPCX-Oneway is set, and sends it.
         msg.header.set_oneway(false);
     }
-    let Some(frame) = process(server, msg, Origin::Http(peer.clone(), identity.cloned())).await
-    else {
+    let done = process(server, msg, Origin::Http(peer.clone(), identity.cloned())).await;
+    if let Some(after) = done.after {
+        after.done(done.frame.is_some());
+    }
+    let Some(frame) = done.frame else {
         let mut header = Header::new();
         header.set_message_type(sextant_protocol::MessageType::Response);
         return InvokeOutcome::Reply {

@@ -29,10 +29,16 @@
 //!    closed, as rpcx does.
 //! 4. A concurrency permit is taken (the reader waits for one when the connection is at
 //!    [`ServerOptions::max_concurrent_requests`]).
-//! 5. In its own task: route lookup, plugins' `pre_call`, decompression, argument decoding, the
-//!    handler (under the `__ServerTimeout` deadline, with panics caught), reply encoding,
-//!    compression, plugins' `post_call`.
-//! 6. The response frame is queued to the connection's writer, which batches.
+//! 5. In its own task: plugins' `post_read_request` (renames), route lookup, decompression,
+//!    plugins' `pre_call` (refuse, wait), argument decoding and the handler inside the
+//!    [tower layers](ServerBuilder::layer) (under the `__ServerTimeout` deadline, with panics
+//!    caught), reply encoding and compression, plugins' `post_call` (replace the outcome) and
+//!    `pre_write_response`.
+//! 6. The response frame is queued to the connection's writer, which batches; then plugins'
+//!    `post_write_response`.
+//!
+//! [`ServerPlugin`] lists every hook, connection hooks included; with no plugin and no layer
+//! installed, steps 5 and 6 run no hook code at all.
 //!
 //! ## Server push
 //!
@@ -63,6 +69,8 @@ mod conn;
 mod handler;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "tower")]
+mod layer;
 mod options;
 mod plugin;
 mod push;
@@ -91,8 +99,10 @@ use handler::Env;
 pub use handler::Method;
 #[cfg(feature = "http")]
 pub use http::{HttpHandler, HttpOptions, HttpRequest};
+#[cfg(feature = "tower")]
+pub use layer::{CallRequest, CallResponse, HandlerService};
 pub use options::ServerOptions;
-pub use plugin::{ServerPlugin, ServerStats};
+pub use plugin::{CallOutcome, ServerPlugin, ServerStats, Verdict};
 pub use push::ClientConn;
 use router::Router;
 pub use service::{RegisterOptions, Service};
@@ -105,6 +115,9 @@ pub(crate) struct ServerInner {
     env: Arc<Env>,
     options: ServerOptions,
     auth: Option<Box<AuthFn>>,
+    /// The tower layers every handler is wrapped in, innermost first.
+    #[cfg(feature = "tower")]
+    layers: Vec<Box<layer::WrapHandler>>,
     /// Fired when shutdown starts: stop accepting and reading.
     shutdown: CancellationToken,
     /// Fired when the grace period is over: drop calls still running.
@@ -116,6 +129,10 @@ pub(crate) struct ServerInner {
     pub(crate) connections: AtomicUsize,
     pub(crate) total_connections: AtomicU64,
     pub(crate) calls: AtomicU64,
+    /// Bytes and pushes of the rpcx connections that have closed (open ones count their own).
+    pub(crate) closed_bytes_in: AtomicU64,
+    pub(crate) closed_bytes_out: AtomicU64,
+    pub(crate) closed_pushes: AtomicU64,
     /// The message id of the last push (Go's `Server.seq`), shared with every [`ClientConn`].
     push_seq: Arc<AtomicU64>,
     /// Numbers rpcx connections for [`ClientConn::id`].
@@ -132,9 +149,12 @@ impl ServerInner {
         codecs: Codecs,
         auth: Option<Box<AuthFn>>,
         plugins: Vec<Arc<dyn ServerPlugin>>,
+        #[cfg(feature = "tower")] layers: Vec<Box<layer::WrapHandler>>,
         #[cfg(feature = "http")] routes: Vec<http::Route>,
     ) -> ServerInner {
         ServerInner {
+            #[cfg(feature = "tower")]
+            layers,
             #[cfg(feature = "http")]
             http: http::HttpSide::new(&options.http, routes),
             router: ArcSwap::from_pointee(Router::default()),
@@ -151,10 +171,30 @@ impl ServerInner {
             connections: AtomicUsize::new(0),
             total_connections: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            closed_bytes_in: AtomicU64::new(0),
+            closed_bytes_out: AtomicU64::new(0),
+            closed_pushes: AtomicU64::new(0),
             push_seq: Arc::new(AtomicU64::new(0)),
             next_conn_id: AtomicU64::new(1),
             active: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `handler` inside the server's tower layers.
+    pub(crate) fn wrap_handler(
+        &self,
+        handler: &Arc<dyn handler::Handler>,
+    ) -> Arc<dyn handler::Handler> {
+        #[cfg(feature = "tower")]
+        {
+            let mut h = handler.clone();
+            for wrap in &self.layers {
+                h = wrap(h, &self.env);
+            }
+            h
+        }
+        #[cfg(not(feature = "tower"))]
+        handler.clone()
     }
 
     pub(crate) fn plugins(&self) -> arc_swap::Guard<Arc<Vec<Arc<dyn ServerPlugin>>>> {
@@ -232,10 +272,24 @@ impl Server {
 
     /// Connection and call counters, for metrics and registry rate figures.
     pub fn stats(&self) -> ServerStats {
+        let i = &self.inner;
+        let (mut bytes_in, mut bytes_out, mut pushes) = (
+            i.closed_bytes_in.load(Ordering::Relaxed),
+            i.closed_bytes_out.load(Ordering::Relaxed),
+            i.closed_pushes.load(Ordering::Relaxed),
+        );
+        for c in lock(&i.active).values() {
+            bytes_in += c.bytes_in();
+            bytes_out += c.bytes_out();
+            pushes += c.pushes();
+        }
         ServerStats {
-            connections: self.inner.connections.load(Ordering::Relaxed),
-            total_connections: self.inner.total_connections.load(Ordering::Relaxed),
-            calls: self.inner.calls.load(Ordering::Relaxed),
+            connections: i.connections.load(Ordering::Relaxed),
+            total_connections: i.total_connections.load(Ordering::Relaxed),
+            calls: i.calls.load(Ordering::Relaxed),
+            bytes_in,
+            bytes_out,
+            pushes,
         }
     }
 

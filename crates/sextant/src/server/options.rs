@@ -66,6 +66,10 @@ pub struct ServerOptions {
     /// TCP keepalive probes after this much silence on accepted TCP connections (rpcx's
     /// `WithTCPKeepAlivePeriod`); `None` turns them off. Default: 3 minutes, as rpcx.
     pub tcp_keepalive: Option<Duration>,
+    /// How long a plugin's [`Verdict::Wait`](super::Verdict::Wait) may hold a call that has no
+    /// deadline of its own (`__ServerTimeout`); a call with a deadline waits at most until it.
+    /// Default: 30 s.
+    pub max_plugin_wait: Duration,
     /// The HTTP path `ws@` and `wss@` listeners upgrade on. Default: `/_rpcx_`.
     pub rpc_path: String,
     /// The kcp-go session settings of `kcp@` listeners (rpcx's `WithBlockCrypt`, FEC 10/3);
@@ -95,6 +99,7 @@ impl Default for ServerOptions {
             tls: None,
             handshake_timeout: Duration::from_secs(10),
             tcp_keepalive: Some(Duration::from_secs(180)),
+            max_plugin_wait: Duration::from_secs(30),
             rpc_path: crate::transport::RPCX_PATH.to_string(),
             #[cfg(feature = "kcp")]
             kcp: None,

@@ -58,6 +58,9 @@ struct ConnShared {
     seq: Arc<AtomicU64>,
     env: Arc<Env>,
     pushes: AtomicU64,
+    /// Bytes read from and written to the connection.
+    pub(super) bytes_in: AtomicU64,
+    pub(super) bytes_out: Arc<AtomicU64>,
 }
 
 impl ClientConn {
@@ -82,6 +85,8 @@ impl ClientConn {
                 seq,
                 env,
                 pushes: AtomicU64::new(0),
+                bytes_in: AtomicU64::new(0),
+                bytes_out: Arc::new(AtomicU64::new(0)),
             }),
         }
     }
@@ -115,6 +120,24 @@ impl ClientConn {
     /// Pushes queued on this connection so far.
     pub fn pushes(&self) -> u64 {
         self.inner.pushes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read from this connection so far.
+    pub fn bytes_in(&self) -> u64 {
+        self.inner.bytes_in.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written to this connection so far (replies and pushes).
+    pub fn bytes_out(&self) -> u64 {
+        self.inner.bytes_out.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn add_bytes_in(&self, n: usize) {
+        self.inner.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(super) fn bytes_out_counter(&self) -> Arc<AtomicU64> {
+        self.inner.bytes_out.clone()
     }
 
     pub(super) fn mark_closed(&self) {

@@ -110,7 +110,7 @@ impl Server {
             metadata: metadata.clone(),
             methods: methods
                 .into_iter()
-                .map(|m| (m.name().to_string(), m.handler().clone()))
+                .map(|m| (m.name().to_string(), self.inner.wrap_handler(m.handler())))
                 .collect(),
         };
         self.update_router(|r| {
@@ -199,7 +199,7 @@ impl Server {
             }
             entry
                 .methods
-                .insert(method.to_string(), m.handler().clone());
+                .insert(method.to_string(), self.inner.wrap_handler(m.handler()));
             service_metadata = entry.metadata.clone();
             Ok(())
         })?;

@@ -54,6 +54,7 @@ pub struct XClientBuilder {
     options: XClientOptions,
     selector: Option<Arc<dyn Selector>>,
     plugins: Vec<Arc<dyn ClientPlugin>>,
+    wrap_selector: Option<super::SelectorWrapper>,
     geo: Option<(f64, f64)>,
 }
 
@@ -78,6 +79,7 @@ impl XClientBuilder {
             options: XClientOptions::default(),
             selector: None,
             plugins: Vec::new(),
+            wrap_selector: None,
             geo: None,
         }
     }
@@ -125,6 +127,18 @@ impl XClientBuilder {
     pub fn geo_position(mut self, latitude: f64, longitude: f64) -> Self {
         self.geo = Some((latitude, longitude));
         self.select_mode = SelectMode::Closest;
+        self
+    }
+
+    /// Wraps the selector (rpcx's `SelectNodePlugin.WrapSelect`): `f` gets each selector the
+    /// XClient installs (the builder's, and later [`set_selector`](XClient::set_selector) and
+    /// [`config_geo_selector`](XClient::config_geo_selector) ones) and returns the one to use, e.g. a
+    /// [`Selector`] that delegates to it and records or overrides its choice.
+    pub fn wrap_selector(
+        mut self,
+        f: impl Fn(Arc<dyn Selector>) -> Arc<dyn Selector> + Send + Sync + 'static,
+    ) -> Self {
+        self.wrap_selector = Some(Arc::new(f));
         self
     }
 
@@ -322,6 +336,10 @@ impl XClientBuilder {
             }
             (mode, None, _) => mode.new_selector(),
         };
+        let selector = match (&self.wrap_selector, selector) {
+            (Some(w), Some(s)) => Some(w(s)),
+            (_, s) => s,
+        };
         let options = self.options;
         // The XClient sends its auth token itself (it can change at run time): connections are
         // made without one.
@@ -348,6 +366,7 @@ impl XClientBuilder {
         });
         let inner = Arc::new(Inner {
             service_path: self.service_path,
+            wrap_selector: self.wrap_selector,
             fail_mode: self.fail_mode,
             options,
             config,

@@ -277,15 +277,25 @@ impl Inner {
         let plugins = self.plugins();
         let metadata = match &plugins {
             Some(ps) => {
-                let info = CallInfo {
+                let mut info = CallInfo {
                     service_path: &self.service_path,
                     service_method: method,
                     server: &ep.key,
                     attempt,
-                    metadata: &options.metadata,
+                    metadata: &mut options.metadata,
                 };
                 for p in ps.iter() {
-                    p.pre_call(&info)?;
+                    let hook = std::panic::AssertUnwindSafe(|| p.pre_call(&mut info));
+                    match std::panic::catch_unwind(hook) {
+                        Ok(r) => r?,
+                        Err(_) => {
+                            tracing::error!(service = %self.service_path, hook = "pre_call", "client plugin panicked");
+                            return Err(Error::Config(format!(
+                                "a client plugin panicked before the call {}.{method}",
+                                self.service_path
+                            )));
+                        }
+                    }
                 }
                 Some(options.metadata.clone())
             }
@@ -315,17 +325,21 @@ impl Inner {
         }
         .await;
         permit.finish(r.as_ref().err());
-        if let (Some(ps), Some(metadata)) = (plugins, metadata) {
+        if let (Some(ps), Some(mut metadata)) = (plugins, metadata) {
             let info = CallInfo {
                 service_path: &self.service_path,
                 service_method: method,
                 server: &ep.key,
                 attempt,
-                metadata: &metadata,
+                metadata: &mut metadata,
             };
             let elapsed = started.elapsed();
             for p in ps.iter() {
-                p.post_call(&info, r.as_ref().err(), elapsed);
+                let hook =
+                    std::panic::AssertUnwindSafe(|| p.post_call(&info, r.as_ref().err(), elapsed));
+                if std::panic::catch_unwind(hook).is_err() {
+                    tracing::error!(service = %self.service_path, hook = "post_call", "client plugin panicked");
+                }
             }
         }
         r

@@ -104,8 +104,12 @@ struct SelectorSlot {
     selector: Option<Arc<dyn Selector>>,
 }
 
+/// Wraps every selector the XClient installs (see [`XClientBuilder::wrap_selector`]).
+pub(crate) type SelectorWrapper = Arc<dyn Fn(Arc<dyn Selector>) -> Arc<dyn Selector> + Send + Sync>;
+
 struct Inner {
     service_path: String,
+    wrap_selector: Option<SelectorWrapper>,
     fail_mode: FailMode,
     options: XClientOptions,
     config: Arc<DialConfig>,
@@ -130,6 +134,10 @@ impl Drop for Inner {
 
 impl Inner {
     fn install_selector(&self, mode: SelectMode, selector: Arc<dyn Selector>) {
+        let selector = match &self.wrap_selector {
+            Some(w) => w(selector),
+            None => selector,
+        };
         let _guard = lock(&self.update_lock);
         selector.update_servers(&self.servers.load().nodes);
         self.selector.store(Arc::new(SelectorSlot {

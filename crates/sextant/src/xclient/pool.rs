@@ -16,7 +16,7 @@ use super::plugin::ClientPlugin;
 use crate::breaker::{Breaker, BreakerState, GenBreaker};
 use crate::client::{Client, ClientOptions, PushSink};
 use crate::error::{Error, Result};
-use crate::transport::Address;
+use crate::transport::{Address, Stream};
 use crate::util::{lock, Backoff};
 
 type Dial = Shared<BoxFuture<'static, Result<Client>>>;
@@ -143,9 +143,25 @@ impl Endpoint {
         let address = self.address.clone();
         let config = self.config.clone();
         let task = tokio::spawn(async move {
-            let r =
-                Client::connect_with(address, config.client_options.clone(), config.push.clone())
-                    .await;
+            let key = weak.upgrade().map(|ep| ep.key.clone()).unwrap_or_default();
+            let plugins = config.plugins.load_full();
+            let wrap = |mut stream: Stream| {
+                for p in plugins.iter() {
+                    let hook = std::panic::AssertUnwindSafe(|| p.wrap_conn(&key, stream));
+                    stream = std::panic::catch_unwind(hook).map_err(|_| {
+                        tracing::error!(server = %key, hook = "wrap_conn", "client plugin panicked");
+                        Error::Config(format!("a client plugin panicked wrapping the connection to {key}"))
+                    })?;
+                }
+                Ok(stream)
+            };
+            let r = Client::connect_wrapped(
+                address,
+                config.client_options.clone(),
+                config.push.clone(),
+                wrap,
+            )
+            .await;
             if let Some(ep) = weak.upgrade() {
                 ep.finish_dial(&r);
             }
