@@ -19,7 +19,7 @@ use super::plugin::{CallOutcome, ServerPlugin, Verdict};
 use super::ServerInner;
 use crate::context::{Context, Origin};
 
-type Plugins = Arc<Vec<Arc<dyn ServerPlugin>>>;
+pub(crate) type Plugins = Arc<Vec<Arc<dyn ServerPlugin>>>;
 
 /// A served request: the response frame (`None` when nothing is to be sent: oneway), and the
 /// plugins' write hooks to run once it has been handed to the writer.
@@ -47,22 +47,27 @@ impl AfterWrite {
     }
 }
 
-/// Serves one request.
+/// Serves one request (the HTTP side's entry; rpcx connections pick their path when they spawn
+/// the call's task, so that a call without plugins carries none of the plugin path's state).
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) async fn process(server: &Arc<ServerInner>, msg: Message, origin: Origin) -> Processed {
-    let plugins = server.plugins();
-    if plugins.is_empty() {
-        drop(plugins);
-        return Processed {
+    match plugins_of(server) {
+        None => Processed {
             frame: process_plain(server, msg, origin).await,
             after: None,
-        };
+        },
+        Some(plugins) => Box::pin(process_with_plugins(server, plugins, msg, origin)).await,
     }
-    let plugins = arc_swap::Guard::into_inner(plugins);
-    process_with_plugins(server, plugins, msg, origin).await
+}
+
+/// The server's plugins, if it has any.
+pub(crate) fn plugins_of(server: &ServerInner) -> Option<Plugins> {
+    let plugins = server.plugins();
+    (!plugins.is_empty()).then(|| arc_swap::Guard::into_inner(plugins))
 }
 
 /// The path with no plugin: no hook, nothing kept for after the write.
-async fn process_plain(
+pub(crate) async fn process_plain(
     server: &Arc<ServerInner>,
     msg: Message,
     origin: Origin,
@@ -104,7 +109,7 @@ async fn process_plain(
 }
 
 /// The path with plugins: every hook, in the documented order, each guarded against panics.
-async fn process_with_plugins(
+pub(crate) async fn process_with_plugins(
     server: &Arc<ServerInner>,
     plugins: Plugins,
     mut msg: Message,

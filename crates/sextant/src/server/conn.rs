@@ -16,7 +16,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::call::process;
+use super::call::{plugins_of, process_plain, process_with_plugins};
 use super::handler::error_frame;
 use super::{ClientConn, ServerInner};
 use crate::context::Origin;
@@ -398,21 +398,37 @@ async fn handle_message(
     let server2 = server.clone();
     let tx = tx.clone();
     let origin = Origin::Conn(conn.clone());
-    server.tracker.spawn(async move {
-        let force = server2.force.clone();
-        tokio::select! {
-            done = process(&server2, msg, origin) => {
-                let written = match done.frame {
-                    Some(f) => tx.send(f).await.is_ok(),
-                    None => false,
-                };
-                if let Some(after) = done.after {
-                    after.done(written);
+    // Two kinds of task, so that a call on a server without plugins carries none of the plugin
+    // path's state (its future is moved and polled on every call).
+    match plugins_of(server) {
+        None => server.tracker.spawn(async move {
+            let force = server2.force.clone();
+            tokio::select! {
+                frame = process_plain(&server2, msg, origin) => {
+                    if let Some(f) = frame {
+                        let _ = tx.send(f).await;
+                    }
                 }
+                _ = force.cancelled() => {}
             }
-            _ = force.cancelled() => {}
-        }
-        drop(permit);
-    });
+            drop(permit);
+        }),
+        Some(plugins) => server.tracker.spawn(async move {
+            let force = server2.force.clone();
+            tokio::select! {
+                done = process_with_plugins(&server2, plugins, msg, origin) => {
+                    let written = match done.frame {
+                        Some(f) => tx.send(f).await.is_ok(),
+                        None => false,
+                    };
+                    if let Some(after) = done.after {
+                        after.done(written);
+                    }
+                }
+                _ = force.cancelled() => {}
+            }
+            drop(permit);
+        }),
+    };
     Flow::Continue
 }
