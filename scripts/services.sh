@@ -9,9 +9,12 @@
 #                                 the Go libraries Go rpcx uses for its transports:
 #                                 golang-golang-x-net-dev (x/net/websocket),
 #                                 golang-github-lucas-clemente-quic-go-dev (quic-go) and
-#                                 golang-github-xtaci-kcp-dev (kcp-go), for the Go peers that
-#                                 crates/sextant-interop/tests/go_transports.rs and
-#                                 crates/sextant-kcp/tests build offline (GOPATH mode)
+#                                 golang-github-xtaci-kcp-dev (kcp-go), and
+#                                 golang-opentelemetry-otel-dev (W3C trace context, as
+#                                 rpcx-plugins propagates it), for the Go peers that
+#                                 crates/sextant-interop/tests/go_transports.rs,
+#                                 crates/sextant-kcp/tests and crates/sextant-plugins/tests
+#                                 build offline (GOPATH mode)
 #                                 (root: one `apt-get update`, then
 #                                 `apt-get install -y --no-install-recommends ...`); idempotent and
 #                                 fast when everything is there
@@ -65,6 +68,7 @@ GO_PKGS=(
     "golang.org/x/net/websocket golang-golang-x-net-dev"
     "github.com/lucas-clemente/quic-go golang-github-lucas-clemente-quic-go-dev"
     "github.com/xtaci/kcp-go golang-github-xtaci-kcp-dev"
+    "go.opentelemetry.io/otel golang-opentelemetry-otel-dev"
 )
 
 missing_packages() {

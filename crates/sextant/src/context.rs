@@ -139,6 +139,13 @@ impl Context {
             .and_then(|b| b.downcast::<T>().ok().map(|b| *b))
     }
 
+    /// A number that tells this call from every other call in flight on the server (and its
+    /// clones from other calls): plugins key per-call state by it. Numbers of calls that have
+    /// ended may be reused.
+    pub fn call_id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// The service being called (rpcx's `ServicePath`).
     pub fn service_path(&self) -> &str {
         &self.inner.service_path

@@ -706,9 +706,15 @@ async fn client_hooks_write_metadata_wrap_connections_and_selectors() {
     assert!(server_read.load(Ordering::Relaxed) > 0);
     assert!(picks.load(Ordering::SeqCst) >= 2);
     let post = side.post.lock().unwrap().clone();
+    // The refused attempt ends for the plugin whose pre_call ran, with the refusal.
+    let refusal = "invalid configuration: a client plugin panicked before the call Svc.Rid";
     assert_eq!(
         post,
-        vec![(0, Some("r-1".into()), None), (0, Some("r-1".into()), None)]
+        vec![
+            (0, Some("r-1".into()), None),
+            (0, None, Some(refusal.into())),
+            (0, Some("r-1".into()), None)
+        ]
     );
     x.close();
     server.shutdown(Duration::from_secs(2)).await.unwrap();
@@ -776,5 +782,55 @@ async fn stats_count_bytes_and_pushes() {
     let after = server.stats();
     assert_eq!(after.pushes, 1);
     assert!(after.bytes_in >= s.bytes_in);
+    server.shutdown(Duration::from_secs(2)).await.unwrap();
+}
+
+/// Counts the calls whose hooks ran to the end.
+struct Ended(Arc<AtomicUsize>);
+
+impl ServerPlugin for Ended {
+    fn post_write_response(&self, _: &Context, _: &CallOutcome, _: bool) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn an_http_call_whose_client_left_still_runs_every_hook() {
+    let ended = Arc::new(AtomicUsize::new(0));
+    let handled = Arc::new(AtomicUsize::new(0));
+    let server = Server::builder().plugin(Ended(ended.clone())).build();
+    let h = handled.clone();
+    server
+        .register_fn("Svc", "Slow", move |_cx: Context, s: String| {
+            let h = h.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                h.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ServiceError>(s)
+            }
+        })
+        .unwrap();
+    let addr = server.start("tcp@127.0.0.1:0").await.unwrap().to_string();
+    let mut sock = tokio::net::TcpStream::connect(addr.trim_start_matches("tcp@"))
+        .await
+        .unwrap();
+    let body = "\"x\"";
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: sextant\r\nX-RPCX-ServicePath: Svc\r\n\
+         X-RPCX-ServiceMethod: Slow\r\nX-RPCX-SerializeType: 1\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(sock);
+    eventually("the handler finished", || {
+        handled.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    eventually("post_write_response ran", || {
+        ended.load(Ordering::SeqCst) == 1
+    })
+    .await;
     server.shutdown(Duration::from_secs(2)).await.unwrap();
 }

@@ -426,11 +426,28 @@ async fn call(
         // Go's HTTP invoke waits for the reply even when X-RPCX-Oneway is set, and sends it.
         msg.header.set_oneway(false);
     }
-    let done = process(server, msg, Origin::Http(peer.clone(), identity.cloned())).await;
-    if let Some(after) = done.after {
-        after.done(done.frame.is_some());
-    }
-    let Some(frame) = done.frame else {
+    // The call runs in a task of its own, as rpcx frames' calls do: a client that goes away (or
+    // an HTTP/2 stream reset) drops this future but not the call, so the handler finishes and
+    // every plugin hook runs.
+    let server2 = server.clone();
+    let origin = Origin::Http(peer.clone(), identity.cloned());
+    let task = server.tracker.spawn(async move {
+        let done = process(&server2, msg, origin).await;
+        if let Some(after) = done.after {
+            after.done(done.frame.is_some());
+        }
+        done.frame
+    });
+    let frame = match task.await {
+        Ok(frame) => frame,
+        Err(e) => {
+            return InvokeOutcome::Failed(InvokeError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("rpcx: the call's task failed: {e}"),
+            ))
+        }
+    };
+    let Some(frame) = frame else {
         let mut header = Header::new();
         header.set_message_type(sextant_protocol::MessageType::Response);
         return InvokeOutcome::Reply {

@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use sextant_protocol::{keys, ByteStr, Decode, Encode, Message};
@@ -284,18 +284,29 @@ impl Inner {
                     attempt,
                     metadata: &mut options.metadata,
                 };
-                for p in ps.iter() {
+                for (i, p) in ps.iter().enumerate() {
                     let hook = std::panic::AssertUnwindSafe(|| p.pre_call(&mut info));
-                    match std::panic::catch_unwind(hook) {
-                        Ok(r) => r?,
+                    let refused = match std::panic::catch_unwind(hook) {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(e)) => e,
                         Err(_) => {
                             tracing::error!(service = %self.service_path, hook = "pre_call", "client plugin panicked");
-                            return Err(Error::Config(format!(
+                            Error::Config(format!(
                                 "a client plugin panicked before the call {}.{method}",
                                 self.service_path
-                            )));
+                            ))
+                        }
+                    };
+                    // The plugins whose pre_call ran (this one included) see the attempt end.
+                    for p in &ps[..=i] {
+                        let hook = std::panic::AssertUnwindSafe(|| {
+                            p.post_call(&info, Some(&refused), Duration::ZERO)
+                        });
+                        if std::panic::catch_unwind(hook).is_err() {
+                            tracing::error!(service = %self.service_path, hook = "post_call", "client plugin panicked");
                         }
                     }
+                    return Err(refused);
                 }
                 Some(options.metadata.clone())
             }

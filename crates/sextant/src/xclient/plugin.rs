@@ -4,7 +4,9 @@
 //! be quick. Per call: [`pre_call`](ClientPlugin::pre_call) before each attempt is encoded and
 //! sent (after the server is chosen), with the request metadata writable;
 //! [`post_call`](ClientPlugin::post_call) when the attempt ends — so a call that fails over to a
-//! second server runs both hooks twice. A hook that panics fails the attempt with an error
+//! second server runs both hooks twice. Every `pre_call` that ran is followed by its plugin's
+//! `post_call`, also when a later plugin's `pre_call` refuses the attempt (then with that error),
+//! unless the caller drops the call's future first. A hook that panics fails the attempt with an error
 //! (logged); the XClient goes on. Per connection: [`wrap_conn`](ClientPlugin::wrap_conn) with the
 //! new stream, [`on_conn_created`](ClientPlugin::on_conn_created) after a dial succeeds,
 //! [`on_conn_create_failed`](ClientPlugin::on_conn_create_failed) after one fails, and
