@@ -109,13 +109,114 @@ pub(crate) async fn process_plain(
 }
 
 /// The path with plugins: every hook, in the documented order, each guarded against panics.
+///
+/// Everything before and after the handler is synchronous, so the future awaits only the
+/// handler (as the plain path does); a plugin's wait goes to a boxed future of its own.
 pub(crate) async fn process_with_plugins(
     server: &Arc<ServerInner>,
     plugins: Plugins,
-    mut msg: Message,
+    msg: Message,
     origin: Origin,
 ) -> Processed {
     let started = Instant::now();
+    let (ctx, routed, step) = prepare(server, &plugins, msg, origin, started);
+    let outcome = match step {
+        Step::Done(o) => o,
+        Step::Run(run) => match ctx.extension::<tracing::Span>() {
+            // A span a plugin left in the context covers the handler (boxed, so that calls
+            // without one carry none of its state).
+            Some(span) => {
+                Box::pin(
+                    run_handler(server, &ctx, run.handler, run.payload, run.timeout)
+                        .instrument(span),
+                )
+                .await
+            }
+            None => run_handler(server, &ctx, run.handler, run.payload, run.timeout).await,
+        },
+        Step::Wait(pending) => Box::pin(pending.finish(server, &plugins, &ctx)).await,
+    };
+    finish(plugins, ctx, outcome, started, routed)
+}
+
+/// Whether a plugin changed a name: the same bytes (the usual case) need no comparison.
+fn changed(now: &sextant_protocol::ByteStr, sent: &sextant_protocol::ByteStr) -> bool {
+    let (a, b): (&str, &str) = (now, sent);
+    !(a.as_ptr() == b.as_ptr() && a.len() == b.len()) && a != b
+}
+
+/// What is left to do after [`prepare`].
+enum Step {
+    /// The call was refused or failed: its outcome.
+    Done(Outcome),
+    /// Run the handler.
+    Run(Run),
+    /// A plugin's `pre_call` asked to wait.
+    Wait(Pending),
+}
+
+struct Run {
+    handler: Arc<dyn Handler>,
+    payload: Bytes,
+    timeout: Option<Duration>,
+}
+
+/// A call held by a plugin's wait: the wait, the plugins whose `pre_call` is still to run, and
+/// what running the handler takes.
+struct Pending {
+    wait: futures::future::BoxFuture<'static, Result<(), String>>,
+    next: usize,
+    handler: Result<Arc<dyn Handler>, String>,
+    payload: Bytes,
+    timeout: Option<Duration>,
+}
+
+impl Pending {
+    async fn finish(self, server: &Arc<ServerInner>, plugins: &Plugins, ctx: &Context) -> Outcome {
+        let Pending {
+            mut wait,
+            mut next,
+            handler,
+            payload,
+            timeout,
+        } = self;
+        loop {
+            if let Err(o) = wait_for(server, ctx, wait, timeout).await {
+                return o;
+            }
+            match pre_calls(plugins, next, ctx, &payload) {
+                PreCalls::Passed => break,
+                PreCalls::Refused(o) => return o,
+                PreCalls::Wait(w, n) => {
+                    wait = w;
+                    next = n;
+                }
+            }
+        }
+        let handler = match handler {
+            Ok(h) => h,
+            Err(text) => return error_outcome(ctx, text),
+        };
+        match ctx.extension::<tracing::Span>() {
+            Some(span) => {
+                run_handler(server, ctx, handler, payload, timeout)
+                    .instrument(span)
+                    .await
+            }
+            None => run_handler(server, ctx, handler, payload, timeout).await,
+        }
+    }
+}
+
+/// The hooks and steps before the handler: `post_read_request`, the context, routing,
+/// decompression, `pre_call`.
+fn prepare(
+    server: &Arc<ServerInner>,
+    plugins: &Plugins,
+    mut msg: Message,
+    origin: Origin,
+    started: Instant,
+) -> (Context, bool, Step) {
     let sent = (msg.service_path.clone(), msg.service_method.clone());
     let mut refused = None;
     {
@@ -135,7 +236,7 @@ pub(crate) async fn process_with_plugins(
             }
         }
     }
-    let renamed = msg.service_path != sent.0 || msg.service_method != sent.1;
+    let renamed = changed(&msg.service_path, &sent.0) || changed(&msg.service_method, &sent.1);
     let Message {
         header,
         service_path,
@@ -155,20 +256,75 @@ pub(crate) async fn process_with_plugins(
     )
     .with_reply_names(renamed.then_some(sent));
     server.calls.fetch_add(1, Ordering::Relaxed);
-
-    let mut routed = false;
-    let outcome = match refused {
-        Some(text) => error_outcome(&ctx, text),
-        None => {
-            let looked_up = server
-                .router
-                .load()
-                .lookup(ctx.service_path(), ctx.service_method());
-            routed = looked_up.is_ok();
-            call_with_plugins(server, &plugins, &ctx, looked_up, payload, timeout).await
-        }
+    if let Some(text) = refused {
+        let o = error_outcome(&ctx, text);
+        return (ctx, false, Step::Done(o));
+    }
+    let handler = server
+        .router
+        .load()
+        .lookup(ctx.service_path(), ctx.service_method());
+    let routed = handler.is_ok();
+    let payload = match decompress_payload(server, &ctx, payload) {
+        Ok(p) => p,
+        Err(o) => return (ctx, routed, Step::Done(o)),
     };
+    let step = match pre_calls(plugins, 0, &ctx, &payload) {
+        PreCalls::Refused(o) => Step::Done(o),
+        PreCalls::Wait(wait, next) => Step::Wait(Pending {
+            wait,
+            next,
+            handler,
+            payload,
+            timeout,
+        }),
+        PreCalls::Passed => match handler {
+            Ok(handler) => Step::Run(Run {
+                handler,
+                payload,
+                timeout,
+            }),
+            Err(text) => Step::Done(error_outcome(&ctx, text)),
+        },
+    };
+    (ctx, routed, step)
+}
 
+enum PreCalls {
+    Passed,
+    Refused(Outcome),
+    /// Plugin `n - 1` asked to wait; the plugins from `n` on are still to be asked.
+    Wait(
+        futures::future::BoxFuture<'static, Result<(), String>>,
+        usize,
+    ),
+}
+
+/// The plugins' `pre_call`, from plugin `from` on, until one refuses or asks to wait.
+fn pre_calls(plugins: &Plugins, from: usize, ctx: &Context, payload: &Bytes) -> PreCalls {
+    for (i, p) in plugins.iter().enumerate().skip(from) {
+        match guard(|| p.pre_call(ctx, payload)) {
+            Ok(Verdict::Continue) => {}
+            Ok(Verdict::Reject(text)) => return PreCalls::Refused(error_outcome(ctx, text)),
+            Ok(Verdict::Wait(wait)) => return PreCalls::Wait(wait, i + 1),
+            Err(panic) => {
+                log_panic("pre_call", ctx, &panic);
+                let text = format!("rpcx: plugin panicked: {panic}");
+                return PreCalls::Refused(error_outcome(ctx, text));
+            }
+        }
+    }
+    PreCalls::Passed
+}
+
+/// The hooks after the handler: `post_call` (and a replaced outcome), `pre_write_response`.
+fn finish(
+    plugins: Plugins,
+    ctx: Context,
+    outcome: Outcome,
+    started: Instant,
+    routed: bool,
+) -> Processed {
     let Outcome { mut frame, error } = outcome;
     let mut out = CallOutcome {
         error,
@@ -211,72 +367,37 @@ pub(crate) async fn process_with_plugins(
     }
 }
 
-/// Routing's result, decompression, the plugins' `pre_call` and the handler.
-async fn call_with_plugins(
+/// A plugin's [`Verdict::Wait`], bounded by the call's deadline or by `max_plugin_wait`.
+async fn wait_for(
     server: &Arc<ServerInner>,
-    plugins: &Plugins,
     ctx: &Context,
-    handler: Result<Arc<dyn Handler>, String>,
-    payload: Bytes,
+    wait: futures::future::BoxFuture<'static, Result<(), String>>,
     timeout: Option<Duration>,
-) -> Outcome {
-    let payload = match decompress_payload(server, ctx, payload) {
-        Ok(p) => p,
-        Err(o) => return o,
-    };
-    for p in plugins.iter() {
-        let verdict = match guard(|| p.pre_call(ctx, &payload)) {
-            Ok(v) => v,
-            Err(panic) => {
-                log_panic("pre_call", ctx, &panic);
-                return error_outcome(ctx, format!("rpcx: plugin panicked: {panic}"));
-            }
-        };
-        match verdict {
-            Verdict::Continue => {}
-            Verdict::Reject(text) => return error_outcome(ctx, text),
-            Verdict::Wait(wait) => {
-                let max = server.options.max_plugin_wait;
-                let bound = ctx.deadline().unwrap_or_else(|| Instant::now() + max);
-                let waited =
-                    tokio::time::timeout_at(bound.into(), AssertUnwindSafe(wait).catch_unwind())
-                        .await;
-                match waited {
-                    Ok(Ok(Ok(()))) => {}
-                    Ok(Ok(Err(text))) => return error_outcome(ctx, text),
-                    Ok(Err(panic)) => {
-                        let panic = panic_message(&panic);
-                        log_panic("pre_call", ctx, &panic);
-                        return error_outcome(ctx, format!("rpcx: plugin panicked: {panic}"));
-                    }
-                    Err(_) if ctx.deadline().is_some() => {
-                        return error_outcome(ctx, deadline_text(ctx, timeout))
-                    }
-                    Err(_) => {
-                        let text = format!(
-                            "rpcx: a plugin held call {}.{} longer than {} ms",
-                            ctx.service_path(),
-                            ctx.service_method(),
-                            max.as_millis()
-                        );
-                        return error_outcome(ctx, text);
-                    }
-                }
-            }
+) -> Result<(), Outcome> {
+    let max = server.options.max_plugin_wait;
+    let bound = ctx.deadline().unwrap_or_else(|| Instant::now() + max);
+    let waited = tokio::time::timeout_at(bound.into(), AssertUnwindSafe(wait).catch_unwind()).await;
+    match waited {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(text))) => Err(error_outcome(ctx, text)),
+        Ok(Err(panic)) => {
+            let panic = panic_message(&panic);
+            log_panic("pre_call", ctx, &panic);
+            Err(error_outcome(
+                ctx,
+                format!("rpcx: plugin panicked: {panic}"),
+            ))
         }
-    }
-    let handler = match handler {
-        Ok(h) => h,
-        Err(text) => return error_outcome(ctx, text),
-    };
-    // A span a plugin left in the context covers the handler.
-    match ctx.extension::<tracing::Span>() {
-        Some(span) => {
-            run_handler(server, ctx, handler, payload, timeout)
-                .instrument(span)
-                .await
+        Err(_) if ctx.deadline().is_some() => Err(error_outcome(ctx, deadline_text(ctx, timeout))),
+        Err(_) => {
+            let text = format!(
+                "rpcx: a plugin held call {}.{} longer than {} ms",
+                ctx.service_path(),
+                ctx.service_method(),
+                max.as_millis()
+            );
+            Err(error_outcome(ctx, text))
         }
-        None => run_handler(server, ctx, handler, payload, timeout).await,
     }
 }
 
