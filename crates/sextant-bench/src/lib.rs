@@ -57,12 +57,44 @@ pub struct ServerArgs {
     /// Network, certificates, KCP key.
     #[command(flatten)]
     pub transport: ServerTransportArgs,
+    /// Plugins to install, to measure what they cost: `none`, `noop` (a plugin with every hook
+    /// left at its default), `metrics` (sextant-plugins' MetricsPlugin), `tracing` (its
+    /// ServerTracingPlugin with an OpenTelemetry SDK tracer that records every span and exports
+    /// none), `metrics+tracing`.
+    #[arg(long, default_value = "none", value_parser = ["none", "noop", "metrics", "tracing", "metrics+tracing"])]
+    pub plugins: String,
+}
+
+/// A plugin with every hook left at its no-op default.
+struct NoopPlugin;
+
+impl sextant::ServerPlugin for NoopPlugin {}
+
+/// Adds the plugins `--plugins` names.
+fn with_plugins(
+    mut builder: sextant::ServerBuilder,
+    plugins: &str,
+) -> anyhow::Result<sextant::ServerBuilder> {
+    if plugins == "noop" {
+        builder = builder.plugin(NoopPlugin);
+    }
+    if plugins.contains("metrics") {
+        builder = builder.plugin(sextant_plugins::metrics::MetricsPlugin::new());
+    }
+    if plugins.contains("tracing") {
+        // Spans are sampled, recorded and ended; with no span processor none is exported.
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        builder = builder.plugin(sextant_plugins::otel::ServerTracingPlugin::from_provider(
+            &provider,
+        ));
+    }
+    Ok(builder)
 }
 
 /// Serves `Hello.Say` (and the other interop services) on `args.addr` until Ctrl-C.
 pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let (addr, builder) = args.transport.apply(&args.addr, Server::builder())?;
-    let server = builder.build();
+    let server = with_plugins(builder, &args.plugins)?.build();
     sextant_interop::register_all(&server)?;
     push::register(&server)?;
     let addr = server
