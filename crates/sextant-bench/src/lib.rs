@@ -60,8 +60,9 @@ pub struct ServerArgs {
     /// Plugins to install, to measure what they cost: `none`, `noop` (a plugin with every hook
     /// left at its default), `metrics` (sextant-plugins' MetricsPlugin), `tracing` (its
     /// ServerTracingPlugin with an OpenTelemetry SDK tracer that records every span and exports
-    /// none), `metrics+tracing`.
-    #[arg(long, default_value = "none", value_parser = ["none", "noop", "metrics", "tracing", "metrics+tracing"])]
+    /// none), `metrics+tracing`; `tracing-off` and `metrics+tracing-off` use the global tracer
+    /// with no SDK installed instead (OpenTelemetry's no-op, as before a service installs one).
+    #[arg(long, default_value = "none", value_parser = ["none", "noop", "metrics", "tracing", "metrics+tracing", "tracing-off", "metrics+tracing-off"])]
     pub plugins: String,
 }
 
@@ -81,7 +82,9 @@ fn with_plugins(
     if plugins.contains("metrics") {
         builder = builder.plugin(sextant_plugins::metrics::MetricsPlugin::new());
     }
-    if plugins.contains("tracing") {
+    if plugins.ends_with("tracing-off") {
+        builder = builder.plugin(sextant_plugins::otel::ServerTracingPlugin::global());
+    } else if plugins.contains("tracing") {
         // Spans are sampled, recorded and ended; with no span processor none is exported.
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         builder = builder.plugin(sextant_plugins::otel::ServerTracingPlugin::from_provider(
