@@ -33,7 +33,7 @@ PROTOC=/bin/false cargo run --quiet --locked --example registry-embedded
 # Then what the build and the tests need from Debian: protoc (etcd-client compiles etcd's .proto
 # files), the engines the registry tests start on 127.0.0.1, and Go with the libraries Go rpcx's
 # transports use (the transport tests build Go peers from them).
-step "system packages: protobuf-compiler, etcd-server, zookeeper, redis-server, golang-go and Go's websocket, quic-go and kcp-go"
+step "system packages: protobuf-compiler, etcd-server, zookeeper, redis-server, golang-go and Go's websocket, quic-go, kcp-go and OpenTelemetry"
 scripts/services.sh install
 export SEXTANT_REQUIRE_SERVICES=1
 
