@@ -225,12 +225,31 @@ impl Shared {
         })
     }
 
-    fn add(&self, more: IpList) {
+    /// Replaces the list with `entries` (named for `plugin` in errors); on an error the list is
+    /// left as it was.
+    fn set<I, S>(&self, plugin: &str, entries: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let list = IpList::parse_for(plugin, entries)?;
+        self.list.store(Arc::new(list));
+        Ok(())
+    }
+
+    /// Adds `entries` to the list; on an error the list is left as it was.
+    fn add<I, S>(&self, plugin: &str, entries: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let more = IpList::parse_for(plugin, entries)?;
         self.list.rcu(|old| {
             let mut l = IpList::clone(old);
             l.extend(&more);
             l
         });
+        Ok(())
     }
 
     fn decide(&self, plugin: &str, peer: &PeerAddr, admit: bool) -> bool {
@@ -278,9 +297,7 @@ impl BlacklistPlugin {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let list = IpList::parse_for("BlacklistPlugin", entries)?;
-        self.shared.list.store(Arc::new(list));
-        Ok(())
+        self.shared.set("BlacklistPlugin", entries)
     }
 
     /// Adds `entries` to the list; on an error the list is left as it was.
@@ -289,9 +306,7 @@ impl BlacklistPlugin {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.shared
-            .add(IpList::parse_for("BlacklistPlugin", entries)?);
-        Ok(())
+        self.shared.add("BlacklistPlugin", entries)
     }
 
     /// The list as it is now.
@@ -375,9 +390,7 @@ impl WhitelistPlugin {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let list = IpList::parse_for("WhitelistPlugin", entries)?;
-        self.shared.list.store(Arc::new(list));
-        Ok(())
+        self.shared.set("WhitelistPlugin", entries)
     }
 
     /// Adds `entries` to the list; on an error the list is left as it was.
@@ -386,9 +399,7 @@ impl WhitelistPlugin {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.shared
-            .add(IpList::parse_for("WhitelistPlugin", entries)?);
-        Ok(())
+        self.shared.add("WhitelistPlugin", entries)
     }
 
     /// The list as it is now.
