@@ -46,9 +46,32 @@ pub fn missing<T>(engine: &str, why: &str) -> Option<T> {
     None
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; another process could take it meanwhile,
-/// which is unlikely enough for tests).
+/// A free TCP port on 127.0.0.1 for an engine to listen on.
+///
+/// It is taken below Linux's ephemeral range (32768–60999 by default), from which the kernel
+/// hands out ports to `bind(:0)` listeners and to outgoing connections: a port from there that
+/// was free a moment ago can be the local end of some test's client connection by the time the
+/// engine binds it ("Address already in use"). Ports here are handed out in turn, so one test
+/// process never gets the same one twice, starting at an offset from the process id so that two
+/// processes are unlikely to meet; each is checked free by binding it.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    // Bounded: one pass over the span at most.
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
