@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sextant::{
-    ClientConn, Context, Error, Metadata, Proto, PushError, Raw, Server, ServerMessage,
+    CallHooks, ClientConn, Context, Error, Metadata, Proto, PushError, Raw, Server, ServerMessage,
     ServerPlugin, ServiceError,
 };
 
@@ -200,6 +200,10 @@ impl PushTicks {
 }
 
 impl ServerPlugin for PushTicks {
+    fn call_hooks(&self) -> CallHooks {
+        CallHooks::POST_CALL
+    }
+
     fn post_call(&self, ctx: &Context, _outcome: &mut sextant::CallOutcome) {
         let Some(conn) = ctx.conn() else { return };
         if !self.pushed.lock().unwrap().insert(conn.id()) {

@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use sextant::protocol::{ByteStr, Message};
-use sextant::{Error, PeerAddr, ServerPlugin};
+use sextant::{CallHooks, Error, PeerAddr, ServerPlugin};
 
 /// The metadata key set to `"true"` on a request an alias renamed (rpcx's `aliasAppliedKey`).
 pub const ALIAS_APPLIED_KEY: &str = "__aliasAppliedKey";
@@ -178,6 +178,10 @@ impl fmt::Debug for AliasPlugin {
 }
 
 impl ServerPlugin for AliasPlugin {
+    fn call_hooks(&self) -> CallHooks {
+        CallHooks::POST_READ_REQUEST
+    }
+
     fn post_read_request(&self, request: &mut Message, _peer: &PeerAddr) -> Result<(), String> {
         if let Some(t) = self.lookup(&request.service_path, &request.service_method) {
             request.service_path = t.service_path.clone();

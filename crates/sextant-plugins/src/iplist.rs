@@ -52,7 +52,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use ipnet::{IpNet, Ipv4Net};
-use sextant::{Error, PeerAddr, ServerPlugin};
+use sextant::{CallHooks, Error, PeerAddr, ServerPlugin};
 
 /// A set of IP addresses and CIDR ranges, IPv4 and IPv6 (what rpcx keeps as a `map[string]bool`
 /// of addresses and a list of `*net.IPNet`).
@@ -338,6 +338,10 @@ impl fmt::Debug for BlacklistPlugin {
 }
 
 impl ServerPlugin for BlacklistPlugin {
+    fn call_hooks(&self) -> CallHooks {
+        CallHooks::NONE
+    }
+
     fn on_conn_accept(&self, peer: &PeerAddr) -> bool {
         self.shared
             .decide("BlacklistPlugin", peer, self.allows(peer))
@@ -432,6 +436,10 @@ impl fmt::Debug for WhitelistPlugin {
 }
 
 impl ServerPlugin for WhitelistPlugin {
+    fn call_hooks(&self) -> CallHooks {
+        CallHooks::NONE
+    }
+
     fn on_conn_accept(&self, peer: &PeerAddr) -> bool {
         self.shared
             .decide("WhitelistPlugin", peer, self.allows(peer))

@@ -70,7 +70,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use sextant::{Context, Error, PeerAddr, ServerPlugin, Verdict};
+use sextant::{CallHooks, Context, Error, PeerAddr, ServerPlugin, Verdict};
 
 /// The error text of a request refused by a [`ReqRateLimitingPlugin`]: rpcx's
 /// `server.ErrReqReachLimit`, which Go clients compare against.
@@ -268,6 +268,10 @@ impl fmt::Debug for RateLimitingPlugin {
 }
 
 impl ServerPlugin for RateLimitingPlugin {
+    fn call_hooks(&self) -> CallHooks {
+        CallHooks::NONE
+    }
+
     fn on_conn_accept(&self, peer: &PeerAddr) -> bool {
         if self.limiter.check().is_ok() {
             return true;
@@ -416,6 +420,10 @@ impl fmt::Debug for ReqRateLimitingPlugin {
 }
 
 impl ServerPlugin for ReqRateLimitingPlugin {
+    fn call_hooks(&self) -> CallHooks {
+        CallHooks::PRE_CALL
+    }
+
     fn pre_call(&self, ctx: &Context, _payload: &Bytes) -> Verdict {
         let inner = &*self.inner;
         let (method, service) = match inner.services.get(ctx.service_path()) {

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use sextant::transport::Network;
-use sextant::{Address, Server, ServerPlugin};
+use sextant::{Address, CallHooks, Server, ServerPlugin};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -353,6 +353,10 @@ impl Shared {
 }
 
 impl<S: RegistryStore> ServerPlugin for RegistryPlugin<S> {
+    fn call_hooks(&self) -> CallHooks {
+        CallHooks::NONE
+    }
+
     fn on_listen(&self, server: &Server, address: &Address) {
         self.shared.send(Command::Listen {
             address: address.clone(),

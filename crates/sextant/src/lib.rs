@@ -136,7 +136,7 @@ pub use error::{Error, PushError, Result, ServiceError};
 pub use query::QueryValues;
 pub use selector::SelectMode;
 pub use server::{
-    AuthPeer, CallOutcome, ClientConn, Method, RegisterOptions, Server, ServerBuilder,
+    AuthPeer, CallHooks, CallOutcome, ClientConn, Method, RegisterOptions, Server, ServerBuilder,
     ServerOptions, ServerPlugin, ServerStats, Service, Verdict,
 };
 pub use transport::{Address, PeerAddr, ToAddress};

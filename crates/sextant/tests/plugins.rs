@@ -14,8 +14,8 @@ use sextant::selector::{Selector, ServerNode};
 use sextant::transport::Stream;
 use sextant::xclient::{CallInfo, ClientPlugin};
 use sextant::{
-    CallOptions, CallOutcome, Client, ClientOptions, Context, Error, PeerAddr, SerializeType,
-    Server, ServerPlugin, ServiceError, Verdict, XClient,
+    CallHooks, CallOptions, CallOutcome, Client, ClientOptions, Context, Error, PeerAddr,
+    SerializeType, Server, ServerPlugin, ServiceError, Verdict, XClient,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -148,6 +148,91 @@ async fn hooks_run_in_the_documented_order() {
             "on_conn_close",
         ]
     );
+    server.shutdown(Duration::from_secs(2)).await.unwrap();
+}
+
+/// A [`Recorder`] that declares only some per-call hooks.
+struct Declared(Recorder, CallHooks);
+
+impl ServerPlugin for Declared {
+    fn call_hooks(&self) -> CallHooks {
+        self.1
+    }
+    fn on_conn_accept(&self, peer: &PeerAddr) -> bool {
+        self.0.on_conn_accept(peer)
+    }
+    fn on_conn_close(&self, peer: &PeerAddr) {
+        self.0.on_conn_close(peer)
+    }
+    fn post_read_request(&self, req: &mut Message, peer: &PeerAddr) -> Result<(), String> {
+        self.0.post_read_request(req, peer)
+    }
+    fn pre_call(&self, ctx: &Context, payload: &Bytes) -> Verdict {
+        self.0.pre_call(ctx, payload)
+    }
+    fn post_call(&self, ctx: &Context, outcome: &mut CallOutcome) {
+        self.0.post_call(ctx, outcome)
+    }
+    fn pre_write_response(&self, ctx: &Context, o: &CallOutcome) {
+        self.0.pre_write_response(ctx, o)
+    }
+    fn post_write_response(&self, ctx: &Context, o: &CallOutcome, written: bool) {
+        self.0.post_write_response(ctx, o, written)
+    }
+}
+
+#[tokio::test]
+async fn only_the_declared_call_hooks_are_called() {
+    let (a, b): (Log, Log) = Default::default();
+    let server = echo_server(
+        Server::builder()
+            .plugin(Declared(
+                Recorder(a.clone()),
+                CallHooks::PRE_CALL | CallHooks::POST_WRITE_RESPONSE,
+            ))
+            .plugin(Declared(Recorder(b.clone()), CallHooks::POST_READ_REQUEST)),
+    );
+    let addr = server.start("tcp@127.0.0.1:0").await.unwrap();
+    let client = Client::connect(&addr, ClientOptions::default())
+        .await
+        .unwrap();
+    let r: String = bounded(client.call("Svc", "Echo", "hi")).await.unwrap();
+    assert_eq!(r, "hi");
+    bounded(client.call::<_, String>("Svc", "Fail", "x"))
+        .await
+        .unwrap_err();
+    client.close();
+    eventually("the connection closed", || {
+        b.lock().unwrap().last().map(String::as_str) == Some("on_conn_close")
+    })
+    .await;
+    // Connection hooks are always called; per-call ones only when declared.
+    assert_eq!(
+        *a.lock().unwrap(),
+        [
+            "on_conn_accept",
+            "pre_call Echo 3",
+            "post_write_response true",
+            "pre_call Fail 2",
+            "post_write_response true",
+            "on_conn_close",
+        ]
+    );
+    assert_eq!(
+        *b.lock().unwrap(),
+        [
+            "on_conn_accept",
+            "post_read_request Echo",
+            "post_read_request Fail",
+            "on_conn_close",
+        ]
+    );
+    assert_eq!(
+        format!("{:?}", CallHooks::PRE_CALL | CallHooks::POST_CALL),
+        "{PRE_CALL, POST_CALL}"
+    );
+    assert!(CallHooks::ALL.contains(CallHooks::PRE_WRITE_RESPONSE));
+    assert!(!CallHooks::NONE.intersects(CallHooks::ALL));
     server.shutdown(Duration::from_secs(2)).await.unwrap();
 }
 

@@ -15,11 +15,11 @@ use sextant_protocol::{keys, Message};
 use tracing::Instrument;
 
 use super::handler::{error_outcome, raw_reply_outcome, Handler, Outcome};
-use super::plugin::{CallOutcome, ServerPlugin, Verdict};
+use super::plugin::{CallHooks, CallOutcome, PluginSet, Verdict};
 use super::ServerInner;
 use crate::context::{Context, Origin};
 
-pub(crate) type Plugins = Arc<Vec<Arc<dyn ServerPlugin>>>;
+pub(crate) type Plugins = Arc<PluginSet>;
 
 /// A served request: the response frame (`None` when nothing is to be sent: oneway), and the
 /// plugins' write hooks to run once it has been handed to the writer.
@@ -38,7 +38,7 @@ pub(crate) struct AfterWrite {
 impl AfterWrite {
     /// Runs the hooks; `written` tells whether the frame reached the connection's writer.
     pub(crate) fn done(self, written: bool) {
-        for p in self.plugins.iter() {
+        for (_, p) in self.plugins.with_hook(CallHooks::POST_WRITE_RESPONSE) {
             let r = guard(|| p.post_write_response(&self.ctx, &self.outcome, written));
             if let Err(text) = r {
                 log_panic("post_write_response", &self.ctx, &text);
@@ -120,21 +120,26 @@ pub(crate) async fn process_with_plugins(
 ) -> Processed {
     let started = Instant::now();
     let (ctx, routed, step) = prepare(server, &plugins, msg, origin, started);
-    let outcome = match step {
-        Step::Done(o) => o,
-        Step::Run(run) => match ctx.extension::<tracing::Span>() {
-            // A span a plugin left in the context covers the handler (boxed, so that calls
-            // without one carry none of its state).
-            Some(span) => {
-                Box::pin(
-                    run_handler(server, &ctx, run.handler, run.payload, run.timeout)
-                        .instrument(span),
-                )
-                .await
-            }
-            None => run_handler(server, &ctx, run.handler, run.payload, run.timeout).await,
-        },
-        Step::Wait(pending) => Box::pin(pending.finish(server, &plugins, &ctx)).await,
+    // Taken apart before any await, so that the future holds no more than it needs.
+    let Run {
+        handler,
+        payload,
+        timeout,
+    } = match step {
+        Step::Run(run) => run,
+        Step::Done(o) => return finish(plugins, ctx, o, started, routed),
+        Step::Wait(pending) => {
+            let o = Box::pin(pending.finish(server, &plugins, &ctx)).await;
+            return finish(plugins, ctx, o, started, routed);
+        }
+    };
+    let outcome = match ctx.extension::<tracing::Span>() {
+        // A span a plugin left in the context covers the handler (boxed, so that calls
+        // without one carry none of its state).
+        Some(span) => {
+            Box::pin(run_handler(server, &ctx, handler, payload, timeout).instrument(span)).await
+        }
+        None => run_handler(server, &ctx, handler, payload, timeout).await,
     };
     finish(plugins, ctx, outcome, started, routed)
 }
@@ -151,8 +156,8 @@ enum Step {
     Done(Outcome),
     /// Run the handler.
     Run(Run),
-    /// A plugin's `pre_call` asked to wait.
-    Wait(Pending),
+    /// A plugin's `pre_call` asked to wait (boxed: rare, and it keeps the call's future small).
+    Wait(Box<Pending>),
 }
 
 struct Run {
@@ -172,14 +177,19 @@ struct Pending {
 }
 
 impl Pending {
-    async fn finish(self, server: &Arc<ServerInner>, plugins: &Plugins, ctx: &Context) -> Outcome {
+    async fn finish(
+        self: Box<Self>,
+        server: &Arc<ServerInner>,
+        plugins: &Plugins,
+        ctx: &Context,
+    ) -> Outcome {
         let Pending {
             mut wait,
             mut next,
             handler,
             payload,
             timeout,
-        } = self;
+        } = *self;
         loop {
             if let Err(o) = wait_for(server, ctx, wait, timeout).await {
                 return o;
@@ -217,11 +227,13 @@ fn prepare(
     origin: Origin,
     started: Instant,
 ) -> (Context, bool, Step) {
-    let sent = (msg.service_path.clone(), msg.service_method.clone());
     let mut refused = None;
-    {
+    // The names as sent, kept only when a plugin may rename the call.
+    let mut sent = None;
+    if plugins.has(CallHooks::POST_READ_REQUEST) {
+        sent = Some((msg.service_path.clone(), msg.service_method.clone()));
         let peer = origin.peer_addr();
-        for p in plugins.iter() {
+        for (_, p) in plugins.with_hook(CallHooks::POST_READ_REQUEST) {
             match guard(|| p.post_read_request(&mut msg, peer)) {
                 Ok(Ok(())) => {}
                 Ok(Err(text)) => {
@@ -236,7 +248,9 @@ fn prepare(
             }
         }
     }
-    let renamed = changed(&msg.service_path, &sent.0) || changed(&msg.service_method, &sent.1);
+    let sent = sent.filter(|(path, method)| {
+        changed(&msg.service_path, path) || changed(&msg.service_method, method)
+    });
     let Message {
         header,
         service_path,
@@ -254,7 +268,7 @@ fn prepare(
         origin,
         deadline,
     )
-    .with_reply_names(renamed.then_some(sent));
+    .with_reply_names(sent);
     server.calls.fetch_add(1, Ordering::Relaxed);
     if let Some(text) = refused {
         let o = error_outcome(&ctx, text);
@@ -271,13 +285,13 @@ fn prepare(
     };
     let step = match pre_calls(plugins, 0, &ctx, &payload) {
         PreCalls::Refused(o) => Step::Done(o),
-        PreCalls::Wait(wait, next) => Step::Wait(Pending {
+        PreCalls::Wait(wait, next) => Step::Wait(Box::new(Pending {
             wait,
             next,
             handler,
             payload,
             timeout,
-        }),
+        })),
         PreCalls::Passed => match handler {
             Ok(handler) => Step::Run(Run {
                 handler,
@@ -302,7 +316,13 @@ enum PreCalls {
 
 /// The plugins' `pre_call`, from plugin `from` on, until one refuses or asks to wait.
 fn pre_calls(plugins: &Plugins, from: usize, ctx: &Context, payload: &Bytes) -> PreCalls {
-    for (i, p) in plugins.iter().enumerate().skip(from) {
+    if !plugins.has(CallHooks::PRE_CALL) {
+        return PreCalls::Passed;
+    }
+    for (i, p) in plugins.with_hook(CallHooks::PRE_CALL) {
+        if i < from {
+            continue;
+        }
         match guard(|| p.pre_call(ctx, payload)) {
             Ok(Verdict::Continue) => {}
             Ok(Verdict::Reject(text)) => return PreCalls::Refused(error_outcome(ctx, text)),
@@ -333,7 +353,7 @@ fn finish(
         routed,
         replaced: None,
     };
-    for p in plugins.iter() {
+    for (_, p) in plugins.with_hook(CallHooks::POST_CALL) {
         if let Err(panic) = guard(|| p.post_call(&ctx, &mut out)) {
             log_panic("post_call", &ctx, &panic);
             out.set_error(format!("rpcx: plugin panicked: {panic}"));
@@ -352,19 +372,19 @@ fn finish(
         out.error = o.error;
         out.response_len = frame.as_ref().map_or(0, |f| f.len());
     }
-    for p in plugins.iter() {
+    for (_, p) in plugins.with_hook(CallHooks::PRE_WRITE_RESPONSE) {
         if let Err(panic) = guard(|| p.pre_write_response(&ctx, &out)) {
             log_panic("pre_write_response", &ctx, &panic);
         }
     }
-    Processed {
-        frame,
-        after: Some(AfterWrite {
+    let after = plugins
+        .has(CallHooks::POST_WRITE_RESPONSE)
+        .then(|| AfterWrite {
             plugins,
             ctx,
             outcome: out,
-        }),
-    }
+        });
+    Processed { frame, after }
 }
 
 /// A plugin's [`Verdict::Wait`], bounded by the call's deadline or by `max_plugin_wait`.

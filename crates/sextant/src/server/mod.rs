@@ -102,7 +102,8 @@ pub use http::{HttpHandler, HttpOptions, HttpRequest};
 #[cfg(feature = "tower")]
 pub use layer::{CallRequest, CallResponse, HandlerService};
 pub use options::ServerOptions;
-pub use plugin::{CallOutcome, ServerPlugin, ServerStats, Verdict};
+pub(crate) use plugin::PluginSet;
+pub use plugin::{CallHooks, CallOutcome, ServerPlugin, ServerStats, Verdict};
 pub use push::ClientConn;
 use router::Router;
 pub use service::{RegisterOptions, Service};
@@ -125,7 +126,7 @@ pub(crate) struct ServerInner {
     tracker: TaskTracker,
     on_shutdown: Mutex<Vec<ShutdownHook>>,
     addresses: Mutex<Vec<Address>>,
-    plugins: ArcSwap<Vec<Arc<dyn ServerPlugin>>>,
+    plugins: ArcSwap<PluginSet>,
     pub(crate) connections: AtomicUsize,
     pub(crate) total_connections: AtomicU64,
     pub(crate) calls: AtomicU64,
@@ -167,7 +168,7 @@ impl ServerInner {
             tracker: TaskTracker::new(),
             on_shutdown: Mutex::new(Vec::new()),
             addresses: Mutex::new(Vec::new()),
-            plugins: ArcSwap::from_pointee(plugins),
+            plugins: ArcSwap::from_pointee(PluginSet::new(plugins)),
             connections: AtomicUsize::new(0),
             total_connections: AtomicU64::new(0),
             calls: AtomicU64::new(0),
@@ -197,7 +198,7 @@ impl ServerInner {
         handler.clone()
     }
 
-    pub(crate) fn plugins(&self) -> arc_swap::Guard<Arc<Vec<Arc<dyn ServerPlugin>>>> {
+    pub(crate) fn plugins(&self) -> arc_swap::Guard<Arc<PluginSet>> {
         self.plugins.load()
     }
 }
@@ -256,11 +257,7 @@ impl Server {
     /// the addresses already listening, as if it had been there from the start.
     pub fn add_plugin(&self, plugin: impl ServerPlugin) {
         let plugin: Arc<dyn ServerPlugin> = Arc::new(plugin);
-        self.inner.plugins.rcu(|cur| {
-            let mut v = Vec::clone(cur);
-            v.push(plugin.clone());
-            v
-        });
+        self.inner.plugins.rcu(|cur| cur.with(plugin.clone()));
         for name in self.service_names() {
             let meta = self.service_metadata(&name).unwrap_or_default();
             plugin.on_register(self, &name, &meta);

@@ -5,6 +5,7 @@
 //! `pre_call`/`post_call` around each call, `on_conn_*` for connections.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -94,6 +95,122 @@ impl CallOutcome {
     }
 }
 
+/// A set of [`ServerPlugin`]'s per-call hooks, for [`ServerPlugin::call_hooks`]; combine them
+/// with `|`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallHooks(u8);
+
+impl CallHooks {
+    /// No per-call hook.
+    pub const NONE: CallHooks = CallHooks(0);
+    /// [`ServerPlugin::post_read_request`].
+    pub const POST_READ_REQUEST: CallHooks = CallHooks(1);
+    /// [`ServerPlugin::pre_call`].
+    pub const PRE_CALL: CallHooks = CallHooks(1 << 1);
+    /// [`ServerPlugin::post_call`].
+    pub const POST_CALL: CallHooks = CallHooks(1 << 2);
+    /// [`ServerPlugin::pre_write_response`].
+    pub const PRE_WRITE_RESPONSE: CallHooks = CallHooks(1 << 3);
+    /// [`ServerPlugin::post_write_response`].
+    pub const POST_WRITE_RESPONSE: CallHooks = CallHooks(1 << 4);
+    /// All five (the default).
+    pub const ALL: CallHooks = CallHooks(0b1_1111);
+
+    /// Whether every hook of `other` is in `self`.
+    pub const fn contains(self, other: CallHooks) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether `self` and `other` share a hook.
+    pub const fn intersects(self, other: CallHooks) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl std::ops::BitOr for CallHooks {
+    type Output = CallHooks;
+    fn bitor(self, rhs: CallHooks) -> CallHooks {
+        CallHooks(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for CallHooks {
+    fn bitor_assign(&mut self, rhs: CallHooks) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl fmt::Debug for CallHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NAMES: [&str; 5] = [
+            "POST_READ_REQUEST",
+            "PRE_CALL",
+            "POST_CALL",
+            "PRE_WRITE_RESPONSE",
+            "POST_WRITE_RESPONSE",
+        ];
+        let mut set = f.debug_set();
+        for (i, name) in NAMES.iter().enumerate() {
+            if self.0 & (1 << i) != 0 {
+                set.entry(&format_args!("{name}"));
+            }
+        }
+        set.finish()
+    }
+}
+
+/// The plugins of a server, each with the per-call hooks it implements.
+pub(crate) struct PluginSet {
+    list: Vec<Arc<dyn ServerPlugin>>,
+    hooks: Vec<CallHooks>,
+    /// Every plugin's hooks together.
+    any: CallHooks,
+}
+
+impl PluginSet {
+    pub(crate) fn new(list: Vec<Arc<dyn ServerPlugin>>) -> PluginSet {
+        let hooks: Vec<CallHooks> = list.iter().map(|p| p.call_hooks()).collect();
+        let any = hooks.iter().fold(CallHooks::NONE, |a, &h| a | h);
+        PluginSet { list, hooks, any }
+    }
+
+    /// A set with `plugin` added last.
+    pub(crate) fn with(&self, plugin: Arc<dyn ServerPlugin>) -> PluginSet {
+        let mut list = self.list.clone();
+        list.push(plugin);
+        PluginSet::new(list)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Every plugin, in order.
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, Arc<dyn ServerPlugin>> {
+        self.list.iter()
+    }
+
+    /// Whether some plugin implements `hook`.
+    #[inline]
+    pub(crate) fn has(&self, hook: CallHooks) -> bool {
+        self.any.intersects(hook)
+    }
+
+    /// The plugins implementing `hook`, in order, each with its index.
+    #[inline]
+    pub(crate) fn with_hook(
+        &self,
+        hook: CallHooks,
+    ) -> impl Iterator<Item = (usize, &Arc<dyn ServerPlugin>)> {
+        self.list
+            .iter()
+            .zip(&self.hooks)
+            .enumerate()
+            .filter(move |(_, (_, h))| h.intersects(hook))
+            .map(|(i, (p, _))| (i, p))
+    }
+}
+
 /// Hooks into a server's life (rpcx's `server.Plugin` family). Every method has a no-op
 /// default.
 ///
@@ -136,10 +253,35 @@ impl CallOutcome {
 /// Per-call state a plugin keeps between hooks (a start time, a span) goes in the context's
 /// [extensions](Context::insert_extension).
 ///
-/// With no plugin installed, none of this costs anything on the call path.
+/// With no plugin installed, none of this costs anything on the call path. A plugin that
+/// implements only some of the per-call hooks says which in [`call_hooks`](ServerPlugin::call_hooks),
+/// and the server then does not call the others for it (nor keep, for a call, what only they
+/// would need).
 ///
 #[allow(unused_variables)]
 pub trait ServerPlugin: Send + Sync + 'static {
+    /// The per-call hooks this plugin implements; the server calls only those (default: all
+    /// five). Connection and lifecycle hooks are always called.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use sextant::{CallHooks, Context, ServerPlugin, Verdict};
+    ///
+    /// struct Audit;
+    /// impl ServerPlugin for Audit {
+    ///     fn call_hooks(&self) -> CallHooks {
+    ///         CallHooks::PRE_CALL
+    ///     }
+    ///     fn pre_call(&self, ctx: &Context, _payload: &Bytes) -> Verdict {
+    ///         println!("{}.{}", ctx.service_path(), ctx.service_method());
+    ///         Verdict::Continue
+    ///     }
+    /// }
+    /// ```
+    fn call_hooks(&self) -> CallHooks {
+        CallHooks::ALL
+    }
+
     /// A listener is bound and accepting connections at `address` (registry plugins publish
     /// here, so clients never see an address that refuses connections).
     fn on_listen(&self, server: &Server, address: &Address) {}
