@@ -1,9 +1,7 @@
 //! The per-call [`Context`] a handler receives.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,29 +51,16 @@ struct Inner {
     response_metadata: Mutex<Metadata>,
     /// The names the response echoes when a plugin renamed the request (an alias).
     reply_names: Option<Box<(ByteStr, ByteStr)>>,
-    extensions: Mutex<Option<Box<Extensions>>>,
+    extensions: Mutex<Extensions>,
 }
 
-type Extensions = HashMap<TypeId, Box<dyn Any + Send + Sync>, BuildHasherDefault<IdHasher>>;
+/// The extensions: few (a plugin or two puts one or two each), so a vector searched in order
+/// beats a hash map, and an empty one allocates nothing.
+type Extensions = Vec<(TypeId, Box<dyn Any + Send + Sync>)>;
 
-/// `TypeId`s are already hashes: the map uses them as they are (as `http::Extensions` does).
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 ^= n;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+fn position<T: Any>(map: &Extensions) -> Option<usize> {
+    let id = TypeId::of::<T>();
+    map.iter().position(|(t, _)| *t == id)
 }
 
 impl Context {
@@ -97,7 +82,7 @@ impl Context {
                 deadline,
                 response_metadata: Mutex::new(Metadata::new()),
                 reply_names: None,
-                extensions: Mutex::new(None),
+                extensions: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -131,10 +116,17 @@ impl Context {
     /// returns the old one: the typed map plugins, layers and handlers share (an authenticated
     /// identity, a span, a start time). Values live as long as the context.
     pub fn insert_extension<T: Any + Send + Sync>(&self, value: T) -> Option<T> {
-        let mut g = lock(&self.inner.extensions);
-        let map = g.get_or_insert_with(Default::default);
-        map.insert(TypeId::of::<T>(), Box::new(value))
-            .and_then(|old| old.downcast::<T>().ok().map(|b| *b))
+        let mut map = lock(&self.inner.extensions);
+        match position::<T>(&map) {
+            Some(i) => {
+                let old = std::mem::replace(&mut map[i].1, Box::new(value));
+                old.downcast::<T>().ok().map(|b| *b)
+            }
+            None => {
+                map.push((TypeId::of::<T>(), Box::new(value)));
+                None
+            }
+        }
     }
 
     /// A clone of the value of type `T` stored with
@@ -146,18 +138,15 @@ impl Context {
     /// Runs `f` with a reference to the value of type `T`, if any (for values that are not
     /// `Clone`).
     pub fn with_extension<T: Any + Send + Sync, R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
-        let g = lock(&self.inner.extensions);
-        f(g.as_ref()
-            .and_then(|m| m.get(&TypeId::of::<T>()))
-            .and_then(|b| b.downcast_ref::<T>()))
+        let map = lock(&self.inner.extensions);
+        f(position::<T>(&map).and_then(|i| map[i].1.downcast_ref::<T>()))
     }
 
     /// Takes the value of type `T` out of the context.
     pub fn remove_extension<T: Any + Send + Sync>(&self) -> Option<T> {
-        let mut g = lock(&self.inner.extensions);
-        g.as_mut()
-            .and_then(|m| m.remove(&TypeId::of::<T>()))
-            .and_then(|b| b.downcast::<T>().ok().map(|b| *b))
+        let mut map = lock(&self.inner.extensions);
+        let i = position::<T>(&map)?;
+        map.swap_remove(i).1.downcast::<T>().ok().map(|b| *b)
     }
 
     /// A number that tells this call from every other call in flight on the server (and its
