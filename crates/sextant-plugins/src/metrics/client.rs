@@ -1,7 +1,6 @@
 //! The client side: [`ClientMetricsPlugin`], an XClient plugin counting calls per service and
 //! method on the same [`MetricsPlugin`] handle.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +9,7 @@ use arc_swap::ArcSwap;
 use sextant::xclient::{CallInfo, ClientPlugin};
 use sextant::Error;
 
-use super::server::MethodMap;
-use super::stats::{MethodSnapshot, MethodStats};
+use super::stats::{MethodMap, MethodSnapshot, MethodStats};
 use super::{MetricsPlugin, UNKNOWN};
 
 pub(crate) struct ClientState {
@@ -27,7 +25,7 @@ pub(crate) struct ClientState {
 impl std::fmt::Debug for ClientState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientState")
-            .field("services", &self.methods.load().len())
+            .field("services", &self.methods.load().services())
             .field("max_series", &self.max_series)
             .finish()
     }
@@ -36,7 +34,7 @@ impl std::fmt::Debug for ClientState {
 impl ClientState {
     pub(crate) fn new(max_series: usize) -> ClientState {
         ClientState {
-            methods: ArcSwap::from_pointee(MethodMap::new()),
+            methods: ArcSwap::from_pointee(MethodMap::default()),
             overflow: Arc::new(MethodStats::new(UNKNOWN, UNKNOWN)),
             max_series,
             used: AtomicBool::new(false),
@@ -50,7 +48,7 @@ impl ClientState {
     fn record(&self, service: &str, method: &str, elapsed: Duration, failed: bool) {
         {
             let map = self.methods.load();
-            if let Some(stats) = map.get(service).and_then(|m| m.get(method)) {
+            if let Some(stats) = map.get(service, method) {
                 stats.record(elapsed, failed);
                 return;
             }
@@ -62,20 +60,18 @@ impl ClientState {
     fn add(&self, service: &str, method: &str) -> Arc<MethodStats> {
         let mut chosen = None;
         self.methods.rcu(|cur| {
-            if let Some(s) = cur.get(service).and_then(|m| m.get(method)) {
+            if let Some(s) = cur.get(service, method) {
                 chosen = Some(s.clone());
                 return Arc::clone(cur);
             }
-            let series: usize = cur.values().map(HashMap::len).sum();
+            let series = cur.len();
             if series >= self.max_series || (service == UNKNOWN && method == UNKNOWN) {
                 chosen = Some(self.overflow.clone());
                 return Arc::clone(cur);
             }
             let mut map = MethodMap::clone(cur);
             let stats = Arc::new(MethodStats::new(service, method));
-            map.entry(service.to_string())
-                .or_default()
-                .insert(method.to_string(), stats.clone());
+            map.insert(service, method, stats.clone());
             chosen = Some(stats);
             Arc::new(map)
         });
@@ -85,7 +81,7 @@ impl ClientState {
     /// Every label set, sorted, the overflow one last.
     pub(crate) fn all_stats(&self) -> Vec<Arc<MethodStats>> {
         let map = self.methods.load();
-        let mut v: Vec<Arc<MethodStats>> = map.values().flat_map(|m| m.values().cloned()).collect();
+        let mut v: Vec<Arc<MethodStats>> = map.values().cloned().collect();
         v.sort_by(|a, b| (&a.service, &a.method).cmp(&(&b.service, &b.method)));
         v.push(self.overflow.clone());
         v

@@ -1,21 +1,19 @@
 //! The server side: [`MetricsPlugin`]'s [`ServerPlugin`] hooks and the per-method label sets they
 //! count on.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use sextant::{Address, CallOutcome, Context, Server, ServerPlugin, ServerStats, Verdict};
+use sextant::{
+    Address, CallHooks, CallOutcome, Context, Server, ServerPlugin, ServerStats, Verdict,
+};
 
 use super::in_flight::InFlight;
-use super::stats::MethodStats;
+use super::stats::{MethodMap, MethodStats};
 use super::{lock, MetricsPlugin, UNKNOWN};
-
-/// service path → method → its label set.
-pub(crate) type MethodMap = HashMap<String, HashMap<String, Arc<MethodStats>>>;
 
 /// What the plugin knows of the server it is installed on.
 enum Attached {
@@ -43,7 +41,7 @@ pub(crate) struct ServerState {
 impl std::fmt::Debug for ServerState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerState")
-            .field("services", &self.methods.load().len())
+            .field("services", &self.methods.load().services())
             .field("in_flight", &self.in_flight)
             .finish()
     }
@@ -57,7 +55,7 @@ fn call_key(ctx: &Context) -> usize {
 impl ServerState {
     pub(crate) fn new(in_flight_capacity: usize) -> ServerState {
         ServerState {
-            methods: ArcSwap::from_pointee(MethodMap::new()),
+            methods: ArcSwap::from_pointee(MethodMap::default()),
             unknown: Arc::new(MethodStats::new(UNKNOWN, UNKNOWN)),
             in_flight: InFlight::new(in_flight_capacity),
             installed: AtomicBool::new(false),
@@ -83,19 +81,13 @@ impl ServerState {
     fn sync_service(&self, service: &str, methods: &[String]) {
         self.methods.rcu(|cur| {
             let mut map = MethodMap::clone(cur);
-            let old = map.remove(service).unwrap_or_default();
-            if !methods.is_empty() {
-                let entry = methods
-                    .iter()
-                    .map(|m| {
-                        let stats = old
-                            .get(m)
-                            .cloned()
-                            .unwrap_or_else(|| self.new_stats(service, m));
-                        (m.clone(), stats)
-                    })
-                    .collect();
-                map.insert(service.to_string(), entry);
+            let old = map.remove_service(service);
+            for m in methods {
+                let stats = old
+                    .get(m.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| self.new_stats(service, m));
+                map.insert(service, m, stats);
             }
             map
         });
@@ -107,11 +99,15 @@ impl ServerState {
         let mut added = None;
         self.methods.rcu(|cur| {
             let mut map = MethodMap::clone(cur);
-            let methods = map.entry(service.to_string()).or_default();
-            let stats = methods
-                .entry(method.to_string())
-                .or_insert_with(|| self.new_stats(service, method));
-            added = Some(stats.clone());
+            let stats = match map.get(service, method) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = self.new_stats(service, method);
+                    map.insert(service, method, s.clone());
+                    s
+                }
+            };
+            added = Some(stats);
             map
         });
         added.unwrap_or_else(|| self.unknown.clone())
@@ -125,10 +121,7 @@ impl ServerState {
         f: impl FnOnce(&Arc<MethodStats>) -> R,
     ) -> R {
         let map = self.methods.load();
-        let stats = map
-            .get(service)
-            .and_then(|m| m.get(method))
-            .unwrap_or(&self.unknown);
+        let stats = map.get(service, method).unwrap_or(&self.unknown);
         f(stats)
     }
 
@@ -150,7 +143,7 @@ impl ServerState {
         let (service, method) = (ctx.service_path(), ctx.service_method());
         let missing = {
             let map = self.methods.load();
-            match map.get(service).and_then(|m| m.get(method)) {
+            match map.get(service, method) {
                 Some(stats) => {
                     stats.record(elapsed, failed);
                     false
@@ -172,8 +165,8 @@ impl ServerState {
         let map = self.methods.load();
         let mut v: Vec<Arc<MethodStats>> = map
             .values()
-            .flat_map(|m| m.values().cloned())
             .filter(|s| !Arc::ptr_eq(s, &self.unknown))
+            .cloned()
             .collect();
         v.sort_by(|a, b| (&a.service, &a.method).cmp(&(&b.service, &b.method)));
         v.push(self.unknown.clone());
@@ -204,6 +197,10 @@ impl ServerState {
 }
 
 impl ServerPlugin for MetricsPlugin {
+    fn call_hooks(&self) -> CallHooks {
+        CallHooks::PRE_CALL | CallHooks::POST_WRITE_RESPONSE
+    }
+
     fn on_listen(&self, server: &Server, _address: &Address) {
         let state = &self.shared.server;
         state.installed.store(true, Ordering::Relaxed);
