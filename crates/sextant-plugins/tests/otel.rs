@@ -595,6 +595,68 @@ async fn calls_refused_before_pre_call_still_get_a_server_span() {
     server.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 
+/// Spans the sampler drops are not exported, errors and refusals included (the server plugin
+/// keeps only their trace context for the handler, and must not then take a failed call for
+/// one refused before `pre_call`).
+#[tokio::test]
+async fn dropped_spans_are_not_exported_even_for_errors() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
+        .build();
+    let server = Server::builder()
+        .plugin(RefuseBlocked)
+        .plugin(ServerTracingPlugin::from_provider(&provider))
+        .build();
+    register_all(&server).unwrap();
+    let seen = Arc::new(Mutex::new(None));
+    let s2 = seen.clone();
+    server
+        .register_fn("Probe", "Fail", move |cx: Context, _: Args| {
+            let otel = cx.extension::<opentelemetry::Context>();
+            *s2.lock().unwrap() = otel.map(|c| c.span().span_context().trace_id());
+            async move { Err::<Reply, _>(ServiceError::new("failed on purpose")) }
+        })
+        .unwrap();
+    let addr = server.start("tcp@127.0.0.1:0").await.unwrap();
+    let client = Client::connect(&addr, ClientOptions::default())
+        .await
+        .unwrap();
+    let args = Args { a: 1, b: 0 };
+    for (service, method) in [
+        ("Arith", "Div"),
+        ("Arith", "Nope"),
+        ("Blocked", "Mul"),
+        ("Probe", "Fail"),
+    ] {
+        let err = client
+            .call::<_, Reply>(service, method, &args)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, sextant::Error::Service(_)), "{err}");
+    }
+    // A Go trace context in: the dropped span is still its child, for the handler.
+    client
+        .call_with::<_, Reply>(
+            "Probe",
+            "Fail",
+            &args,
+            go_call(GO_TRACEPARENT, Some(GO_TRACESTATE)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(opentelemetry::trace::TraceId::from(GO_TRACE_ID))
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    provider.force_flush().unwrap();
+    assert!(exporter.get_finished_spans().unwrap().is_empty());
+    client.close();
+    server.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
 #[tokio::test]
 async fn metadata_events_on_request_redact_the_token() {
     let (provider, exporter) = sdk();
@@ -644,10 +706,34 @@ async fn metadata_events_on_request_redact_the_token() {
 
 #[tokio::test]
 async fn a_noop_tracer_only_passes_incoming_trace_context_on() {
+    noop_tracers_pass_trace_context_on(
+        ServerTracingPlugin::new(NoopTracer::new()),
+        ServerTracingPlugin::new(NoopTracer::new()),
+        ClientTracingPlugin::new(NoopTracer::new()),
+    )
+    .await;
+}
+
+/// The plugins of the global provider, which is OpenTelemetry's no-op one here (no test in
+/// this binary sets one): after their first no-op span they make none for calls without trace
+/// context, and still pass a trace context on.
+#[tokio::test]
+async fn the_global_noop_tracer_only_passes_incoming_trace_context_on() {
+    noop_tracers_pass_trace_context_on(
+        ServerTracingPlugin::global(),
+        ServerTracingPlugin::global(),
+        ClientTracingPlugin::global(),
+    )
+    .await;
+}
+
+async fn noop_tracers_pass_trace_context_on(
+    b_plugin: impl sextant::ServerPlugin,
+    a_plugin: impl sextant::ServerPlugin,
+    client_plugin: impl sextant::xclient::ClientPlugin,
+) {
     // B records what its handler sees; A calls B in its (no-op) server span's context.
-    let b = Server::builder()
-        .plugin(ServerTracingPlugin::new(NoopTracer::new()))
-        .build();
+    let b = Server::builder().plugin(b_plugin).build();
     let seen_b = Arc::new(Mutex::new(Vec::new()));
     let s = seen_b.clone();
     b.register_fn("Arith", "Mul", move |cx: Context, a: Args| {
@@ -659,14 +745,8 @@ async fn a_noop_tracer_only_passes_incoming_trace_context_on() {
     })
     .unwrap();
     let b_addr = b.start("tcp@127.0.0.1:0").await.unwrap().to_string();
-    let inner = xclient(
-        "Arith",
-        &[&b_addr],
-        ClientTracingPlugin::new(NoopTracer::new()),
-    );
-    let a = Server::builder()
-        .plugin(ServerTracingPlugin::new(NoopTracer::new()))
-        .build();
+    let inner = xclient("Arith", &[&b_addr], client_plugin);
+    let a = Server::builder().plugin(a_plugin).build();
     let inner2 = inner.clone();
     a.register_fn("Front", "Mul", move |cx: Context, args: Args| {
         let inner = inner2.clone();
@@ -685,12 +765,11 @@ async fn a_noop_tracer_only_passes_incoming_trace_context_on() {
         .await
         .unwrap();
 
-    // No trace context in: none goes out.
-    client
-        .call::<_, Reply>("Front", "Mul", &Args { a: 2, b: 5 })
-        .await
-        .unwrap();
-    // A Go trace context in: it goes on to B unchanged.
+    // No trace context in: none goes out (twice: the second call finds the tracers known
+    // to be no-op ones). A Go trace context in: it goes on to B unchanged. Then none again.
+    let plain = || client.call::<_, Reply>("Front", "Mul", &Args { a: 2, b: 5 });
+    plain().await.unwrap();
+    plain().await.unwrap();
     client
         .call_with::<_, Reply>(
             "Front",
@@ -700,17 +779,13 @@ async fn a_noop_tracer_only_passes_incoming_trace_context_on() {
         )
         .await
         .unwrap();
+    plain().await.unwrap();
     let seen = seen_b.lock().unwrap().clone();
-    assert_eq!(
-        seen,
-        [
-            (None, None),
-            (
-                Some(GO_TRACEPARENT.to_owned()),
-                Some(GO_TRACESTATE.to_owned())
-            )
-        ]
+    let go = (
+        Some(GO_TRACEPARENT.to_owned()),
+        Some(GO_TRACESTATE.to_owned()),
     );
+    assert_eq!(seen, [(None, None), (None, None), go, (None, None)]);
     client.close();
     inner.close();
     a.shutdown(Duration::from_secs(1)).await.unwrap();

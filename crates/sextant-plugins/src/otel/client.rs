@@ -60,7 +60,9 @@ impl ClientTracingPlugin<BoxedTracer> {
     /// `sextant-plugins`). The tracer is the one the global provider has now: set the provider
     /// ([`global::set_tracer_provider`](opentelemetry::global::set_tracer_provider)) first.
     pub fn global() -> ClientTracingPlugin<BoxedTracer> {
-        ClientTracingPlugin::new(global::tracer_with_scope(scope()))
+        let mut plugin = ClientTracingPlugin::new(global::tracer_with_scope(scope()));
+        plugin.starter = Starter::for_global();
+        plugin
     }
 }
 
@@ -131,6 +133,9 @@ where
             let remote = self.propagation.extract(&parent, call.metadata);
             if remote.has_active_span() {
                 parent = remote;
+            } else if self.starter.is_fixed_noop() {
+                // A no-op tracer and no trace context: nothing to make, nothing to send.
+                return Ok(());
             }
         }
         let span = self.starter.start(

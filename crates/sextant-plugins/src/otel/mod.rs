@@ -327,12 +327,35 @@ impl std::fmt::Debug for Propagation {
 /// its sampler drops) and then starts the next one with a fixed name and no attributes; should
 /// that one record after all, it is renamed and given its attributes at once, and from then on
 /// spans are described up front again, so samplers of a real SDK see every attribute.
+///
+/// The tracer of a plugin made with `global()` is the global provider's at that moment, kept
+/// for good (later `set_tracer_provider` calls give new tracers, not this one). Once such a
+/// tracer has made a no-op span, it is OpenTelemetry's no-op tracer (or a shut-down SDK's,
+/// which stays so), and will make nothing else: the starter is then
+/// [`fixed_noop`](Starter::is_fixed_noop), and the plugin makes no span at all for a call that
+/// carries no trace context (a no-op span would be dropped unused).
 #[derive(Debug, Default)]
 struct Starter {
     noop: AtomicBool,
+    /// The tracer came from the global provider (see above).
+    global: bool,
 }
 
 impl Starter {
+    /// The starter of a plugin whose tracer the global provider gave.
+    fn for_global() -> Starter {
+        Starter {
+            noop: AtomicBool::new(false),
+            global: true,
+        }
+    }
+
+    /// Whether the tracer makes only no-op spans, for good.
+    #[inline]
+    fn is_fixed_noop(&self) -> bool {
+        self.global && self.noop.load(Ordering::Relaxed)
+    }
+
     #[inline]
     fn start<T: Tracer>(
         &self,
@@ -389,6 +412,44 @@ mod tests {
 
     fn describe() -> (Cow<'static, str>, Vec<KeyValue>) {
         ("full.name".into(), vec![KeyValue::new("k", "v")])
+    }
+
+    #[test]
+    fn only_a_global_starter_becomes_fixed_noop() {
+        let root = opentelemetry::Context::new();
+        let global = Starter::for_global();
+        let other = Starter::default();
+        assert!(!global.is_fixed_noop(), "not before a span was seen");
+        for s in [&global, &other] {
+            s.start(
+                &NoopTracer::new(),
+                &root,
+                SpanKind::Server,
+                "p",
+                None,
+                describe,
+            );
+        }
+        assert!(global.is_fixed_noop());
+        assert!(
+            !other.is_fixed_noop(),
+            "a tracer given by the user may change"
+        );
+
+        // An SDK tracer's spans are never no-op ones, even those its sampler drops.
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(Sampler::AlwaysOff)
+            .build();
+        let sdk = Starter::for_global();
+        sdk.start(
+            &provider.tracer("t"),
+            &root,
+            SpanKind::Server,
+            "p",
+            None,
+            describe,
+        );
+        assert!(!sdk.is_fixed_noop());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use opentelemetry::trace::{
     Span, SpanKind, SpanRef, Status, TraceContextExt, Tracer, TracerProvider,
 };
 use opentelemetry::{global, KeyValue, StringValue};
-use sextant::{CallOutcome, Context, Metadata, PeerAddr, ServerPlugin, Verdict};
+use sextant::{CallHooks, CallOutcome, Context, Metadata, PeerAddr, ServerPlugin, Verdict};
 use tracing::field::{display, Empty};
 use tracing::level_filters::LevelFilter;
 use tracing::Level;
@@ -65,7 +65,9 @@ impl ServerTracingPlugin<BoxedTracer> {
     /// global provider has now: set the provider
     /// ([`global::set_tracer_provider`](opentelemetry::global::set_tracer_provider)) first.
     pub fn global() -> ServerTracingPlugin<BoxedTracer> {
-        ServerTracingPlugin::new(global::tracer_with_scope(scope()))
+        let mut plugin = ServerTracingPlugin::new(global::tracer_with_scope(scope()));
+        plugin.starter = Starter::for_global();
+        plugin
     }
 }
 
@@ -157,11 +159,17 @@ where
         span
     }
 
+    /// Whether an `rpcx.server` tracing span may be wanted. `info_span!` checks its callsite
+    /// too, but this global check is cheaper when no subscriber takes INFO spans (the usual
+    /// case in production and benchmarks).
+    #[inline]
+    fn wants_tracing_span(&self) -> bool {
+        self.tracing_span && LevelFilter::current() >= Level::INFO
+    }
+
     /// The `rpcx.server` tracing span of `ctx`'s call.
     fn tracing_span(&self, ctx: &Context, span: &impl Span) -> tracing::Span {
-        // `info_span!` checks its callsite too, but this global check is cheaper when no
-        // subscriber takes INFO spans (the usual case in production and benchmarks).
-        if !self.tracing_span || LevelFilter::current() < Level::INFO {
+        if !self.wants_tracing_span() {
             return tracing::Span::none();
         }
         let t = tracing::info_span!(
@@ -213,10 +221,18 @@ where
     T: Tracer + Send + Sync + 'static,
     T::Span: Send + Sync + 'static,
 {
+    fn call_hooks(&self) -> CallHooks {
+        CallHooks::PRE_CALL | CallHooks::POST_WRITE_RESPONSE
+    }
+
     fn pre_call(&self, ctx: &Context, _payload: &Bytes) -> Verdict {
         let parent = self
             .propagation
             .extract(&opentelemetry::Context::new(), ctx.metadata());
+        if self.starter.is_fixed_noop() && !parent.has_active_span() && !self.wants_tracing_span() {
+            // A no-op tracer, no trace context, no tracing span: nothing to make.
+            return Verdict::Continue;
+        }
         let span = self.start(ctx, &parent, None);
         let tracing = self.tracing_span(ctx, &span);
         let valid = span.span_context().is_valid();
@@ -224,8 +240,16 @@ where
             // A no-op span and no trace context: nothing for the handler, nothing to end.
             return Verdict::Continue;
         }
+        let recording = span.is_recording();
         let otel = valid.then(|| parent.with_span(span));
         if let Some(cx) = &otel {
+            if !recording && tracing.is_disabled() {
+                // A span the sampler dropped (or a no-op one under a remote parent): only its
+                // trace context is for the handler, there is nothing to end. (Its presence tells
+                // `post_write_response` that this hook ran.)
+                ctx.insert_extension(cx.clone());
+                return Verdict::Continue;
+            }
             ctx.insert_extension(cx.clone());
         }
         if !tracing.is_disabled() {
@@ -250,8 +274,12 @@ where
                     s.tracing.record("response_size", outcome.response_len());
                 }
             }
-            // Refused before `pre_call` ran: the span is made now, from the call's start.
-            None if !outcome.is_ok() => {
+            // Refused before `pre_call` ran (which leaves at least the trace context when it
+            // makes a span): the span is made now, from the call's start.
+            None if !outcome.is_ok()
+                && !self.starter.is_fixed_noop()
+                && !ctx.with_extension(|c: Option<&opentelemetry::Context>| c.is_some()) =>
+            {
                 let parent = self
                     .propagation
                     .extract(&opentelemetry::Context::new(), ctx.metadata());
@@ -298,19 +326,47 @@ const MAX_PEERS: usize = 1024;
 
 /// The span name and the `rpc.service` / `rpc.method` values of one method.
 struct MethodTexts {
-    name: Box<str>,
+    name: Cow<'static, str>,
     service: StringValue,
     method: StringValue,
 }
 
 impl MethodTexts {
-    fn new(service: &str, method: &str) -> MethodTexts {
+    /// The texts of a method; `kept` when the plugin keeps them (so its name is interned).
+    fn new(service: &str, method: &str, kept: bool) -> MethodTexts {
+        let name = format!("rpcx.service.{service}.{method}");
         MethodTexts {
-            name: format!("rpcx.service.{service}.{method}").into_boxed_str(),
+            name: if kept { intern(name) } else { Cow::Owned(name) },
             service: StringValue::from(Arc::<str>::from(service)),
             method: StringValue::from(Arc::<str>::from(method)),
         }
     }
+}
+
+/// How many span names the process keeps for good (see [`intern`]).
+const MAX_INTERNED: usize = 4096;
+
+/// `name` as a `&'static str` shared by every plugin of the process, so that a span's name
+/// (OpenTelemetry takes a `Cow<'static, str>`) costs no allocation per call. At most
+/// [`MAX_INTERNED`] names, each at most [`MAX_METHOD_KEY_LEN`] plus the prefix long, are kept
+/// (leaked) this way; further ones stay owned, and are copied per call.
+fn intern(name: String) -> Cow<'static, str> {
+    static NAMES: std::sync::Mutex<Option<hashbrown::HashSet<&'static str>>> =
+        std::sync::Mutex::new(None);
+    if name.len() > MAX_METHOD_KEY_LEN + PLACEHOLDER.len() + 2 {
+        return Cow::Owned(name);
+    }
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let names = names.get_or_insert_with(Default::default);
+    if let Some(&kept) = names.get(name.as_str()) {
+        return Cow::Borrowed(kept);
+    }
+    if names.len() >= MAX_INTERNED {
+        return Cow::Owned(name);
+    }
+    let kept: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(kept);
+    Cow::Borrowed(kept)
 }
 
 /// A method's key in the map: its service path and name.
@@ -362,17 +418,17 @@ impl Texts {
         if let Some(peer) = ctx.peer_addr() {
             peer_attributes(peer, |ip| self.peer(ip), &mut attributes);
         }
-        (Cow::Owned(String::from(&*texts.name)), attributes)
+        (texts.name.clone(), attributes)
     }
 
     /// The texts of a method not in the map yet, added while there is room.
     fn add_method(&self, service: &str, method: &str) -> Arc<MethodTexts> {
-        let texts = Arc::new(MethodTexts::new(service, method));
         if service.len() + method.len() > MAX_METHOD_KEY_LEN
             || self.methods.load().len() >= MAX_METHODS
         {
-            return texts;
+            return Arc::new(MethodTexts::new(service, method, false));
         }
+        let texts = Arc::new(MethodTexts::new(service, method, true));
         let mut kept = None;
         self.methods.rcu(|cur| {
             let mut map = HashMap::clone(cur);
