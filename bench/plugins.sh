@@ -5,7 +5,8 @@
 # SDK spans recorded and not exported) and `metrics+tracing`, in one run on this machine. Every
 # server and client is its own process on 127.0.0.1; the plugin sets take turns (the order
 # rotates every round); the summary gives each set's TPS as a ratio to `none` in the same run,
-# medians over the rounds.
+# medians over the rounds, and the server's CPU time (user + system, from /proc) for the same
+# number of calls as a ratio to `none`'s: steadier than TPS on a shared machine.
 #
 # Environment (all optional):
 #   C_LIST   concurrencies c                       (default: "100 1000")
@@ -63,6 +64,12 @@ wait_port() {
     return 1
 }
 
+# The server's CPU time so far (user + system, in clock ticks), from /proc.
+ticks=$(getconf CLK_TCK)
+server_cpu() {
+    awk '{print $14 + $15}' "/proc/$server_pid/stat"
+}
+
 mkdir -p "$(dirname "$OUT")"
 : >"$OUT"
 read -r -a sets <<<"$SETS"
@@ -75,10 +82,12 @@ for ((round = 0; round < ROUNDS; round++)); do
             "$bin" server --addr "127.0.0.1:$port" --plugins "$set_name" >/dev/null 2>&1 &
             server_pid=$!
             wait_port "$port"
+            cpu0=$(server_cpu)
             line=$("$bin" client --addr "127.0.0.1:$port" -c "$c" -k "$K" -n "$N" --json)
+            cpu1=$(server_cpu)
             cleanup
             log "round $round c=$c $set_name: $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tps"])' "$line") TPS"
-            python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["round"]=int(sys.argv[2]); d["plugins"]=sys.argv[3]; print(json.dumps(d))' "$line" "$round" "$set_name" >>"$OUT"
+            python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["round"]=int(sys.argv[2]); d["plugins"]=sys.argv[3]; d["server_cpu_s"]=float(sys.argv[4]); print(json.dumps(d))' "$line" "$round" "$set_name" "$(python3 -c "print(($cpu1 - $cpu0) / $ticks)")" >>"$OUT"
         done
     done
 done
@@ -88,18 +97,21 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 sets = sys.argv[2].split()
 cs = sorted({r["c"] for r in rows})
-print("| plugins | " + " | ".join(f"c = {c}: TPS (median) | × none" for c in cs) + " |")
-print("|---|" + "---|---|" * len(cs))
+print("| plugins | " + " | ".join(f"c = {c}: TPS (median) | × none | server CPU per call × none" for c in cs) + " |")
+print("|---|" + "---|---|---|" * len(cs))
 for s in sets:
     cells = []
     for c in cs:
-        ratios, tps = [], []
+        ratios, tps, cpu = [], [], []
         for rnd in sorted({r["round"] for r in rows}):
-            base = [r["tps"] for r in rows if r["c"] == c and r["round"] == rnd and r["plugins"] == "none"]
-            mine = [r["tps"] for r in rows if r["c"] == c and r["round"] == rnd and r["plugins"] == s]
+            base = [r for r in rows if r["c"] == c and r["round"] == rnd and r["plugins"] == "none"]
+            mine = [r for r in rows if r["c"] == c and r["round"] == rnd and r["plugins"] == s]
             if base and mine:
-                ratios.append(mine[0] / base[0])
-                tps.append(mine[0])
-        cells.append(f"{statistics.median(tps):,.0f} | {statistics.median(ratios):.3f}")
+                ratios.append(mine[0]["tps"] / base[0]["tps"])
+                tps.append(mine[0]["tps"])
+                if base[0].get("server_cpu_s") and mine[0].get("server_cpu_s"):
+                    cpu.append(mine[0]["server_cpu_s"] / base[0]["server_cpu_s"])
+        cpu_cell = f"{statistics.median(cpu):.3f}" if cpu else "-"
+        cells.append(f"{statistics.median(tps):,.0f} | {statistics.median(ratios):.3f} | {cpu_cell}")
     print(f"| `{s}` | " + " | ".join(cells) + " |")
 PY

@@ -61,8 +61,10 @@ pub struct ServerArgs {
     /// left at its default), `metrics` (sextant-plugins' MetricsPlugin), `tracing` (its
     /// ServerTracingPlugin with an OpenTelemetry SDK tracer that records every span and exports
     /// none), `metrics+tracing`; `tracing-off` and `metrics+tracing-off` use the global tracer
-    /// with no SDK installed instead (OpenTelemetry's no-op, as before a service installs one).
-    #[arg(long, default_value = "none", value_parser = ["none", "noop", "metrics", "tracing", "metrics+tracing", "tracing-off", "metrics+tracing-off"])]
+    /// with no SDK installed instead (OpenTelemetry's no-op, as before a service installs one);
+    /// `tracing-sampled` and `metrics+tracing-sampled` an SDK tracer that samples 1% of the
+    /// traces (`ParentBased(TraceIdRatioBased(0.01))`), records those and exports none.
+    #[arg(long, default_value = "none", value_parser = ["none", "noop", "metrics", "tracing", "metrics+tracing", "tracing-off", "metrics+tracing-off", "tracing-sampled", "metrics+tracing-sampled"])]
     pub plugins: String,
 }
 
@@ -84,6 +86,16 @@ fn with_plugins(
     }
     if plugins.ends_with("tracing-off") {
         builder = builder.plugin(sextant_plugins::otel::ServerTracingPlugin::global());
+    } else if plugins.ends_with("tracing-sampled") {
+        use opentelemetry_sdk::trace::Sampler;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                0.01,
+            ))))
+            .build();
+        builder = builder.plugin(sextant_plugins::otel::ServerTracingPlugin::from_provider(
+            &provider,
+        ));
     } else if plugins.contains("tracing") {
         // Spans are sampled, recorded and ended; with no span processor none is exported.
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
