@@ -33,6 +33,8 @@ struct KvEntry {
     key: String,
     #[serde(default)]
     value: Option<String>,
+    #[serde(default)]
+    modify_index: u64,
 }
 
 /// Consul's KV key for a registry key: without the leading slash, as libkv writes it.
@@ -150,6 +152,52 @@ pub(crate) async fn get(store: &ConsulStore, key: &str) -> Result<Option<String>
         StatusCode::NOT_FOUND => Ok(None),
         _ => Err(store.unexpected(&format!("get {key}"), &resp)),
     }
+}
+
+/// Replaces an existing key's value without acquiring it: Consul keeps the session that holds
+/// it (the server's), so the key still goes with that session. `cas` on the index read first
+/// makes sure a key deleted (or replaced) in between is not written back without a session.
+pub(crate) async fn update(store: &ConsulStore, key: &str, value: &str) -> Result<bool> {
+    for _ in 0..3 {
+        let resp = store
+            .call(
+                Method::GET,
+                &kv_path(store, key, &[]),
+                None,
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        let index = match resp.status {
+            StatusCode::OK => {
+                let entries: Vec<KvEntry> = serde_json::from_slice(&resp.body)
+                    .map_err(|e| RegistryError::backend(ENGINE, format!("get {key}"), e))?;
+                match entries.first() {
+                    Some(e) if e.modify_index > 0 => e.modify_index,
+                    _ => return Ok(false),
+                }
+            }
+            StatusCode::NOT_FOUND => return Ok(false),
+            _ => return Err(store.unexpected(&format!("get {key}"), &resp)),
+        };
+        let resp = store
+            .call(
+                Method::PUT,
+                &kv_path(store, key, &[("cas", index.to_string())]),
+                Some(Bytes::copy_from_slice(value.as_bytes())),
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        match (resp.status, resp.body.as_ref()) {
+            (StatusCode::OK, b"true") => return Ok(true),
+            (StatusCode::OK, _) => continue, // changed since it was read: read it again
+            _ => return Err(store.unexpected(&format!("update {key}"), &resp)),
+        }
+    }
+    Err(RegistryError::backend(
+        ENGINE,
+        format!("update {key}"),
+        "the key kept changing while it was being updated",
+    ))
 }
 
 pub(crate) async fn put(store: &ConsulStore, key: &str, value: &str, ttl: Duration) -> Result<()> {

@@ -321,6 +321,18 @@ impl RegistryStore for ConsulStore {
         }
     }
 
+    async fn update(&self, key: &str, value: &str) -> Result<bool> {
+        match self.inner.options.mode {
+            ConsulMode::Kv => kv::update(self, key, value).await,
+            // An agent service's metadata is the service's registration: only its agent's
+            // owner (the server) can register it again.
+            ConsulMode::AgentService => Err(RegistryError::Config(format!(
+                "Consul agent services cannot be edited in place ({key}): their metadata is \
+                 the server's registration; use the KV mode, or change the server's metadata"
+            ))),
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         match self.inner.options.mode {
             ConsulMode::Kv => kv::delete(self, key).await,

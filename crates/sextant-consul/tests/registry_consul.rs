@@ -81,6 +81,7 @@ impl<const AGENT: bool> Harness for Consul<AGENT> {
     /// An agent service whose check went critical stays registered until Consul deregisters it
     /// (`DeregisterCriticalServiceAfter`, at least a minute); the health API drops it at once.
     const EXPIRY_REMOVES_ENTRY: bool = !AGENT;
+    const EDITS_IN_PLACE: bool = !AGENT;
 
     async fn start_on(port: Option<u16>) -> Option<Self> {
         Some(Consul {

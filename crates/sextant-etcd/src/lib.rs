@@ -44,7 +44,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions, PutOptions, WatchOptions, WatchStream};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
+    WatchStream,
+};
 use sextant_registry::{
     ChangeWatch, DiscoveryStore, ListedEntry, Listing, RegistryDiscovery, RegistryError,
     RegistryPlugin, RegistryStore, Result,
@@ -282,6 +285,22 @@ impl RegistryStore for EtcdStore {
             }
             Err(e) => Err(err(format!("put {key}"), e)),
         }
+    }
+
+    async fn update(&self, key: &str, value: &str) -> Result<bool> {
+        // One transaction: if the key exists, put the value and keep whatever lease it has.
+        let mut c = self.client().await?;
+        let txn = Txn::new()
+            .when([Compare::version(key, CompareOp::Greater, 0)])
+            .and_then([TxnOp::put(
+                key,
+                value,
+                Some(PutOptions::new().with_ignore_lease()),
+            )]);
+        c.txn(txn)
+            .await
+            .map(|r| r.succeeded())
+            .map_err(|e| err(format!("update {key}"), e))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

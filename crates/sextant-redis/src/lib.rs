@@ -306,6 +306,20 @@ impl RegistryStore for RedisStore {
             .map_err(|e| err(format!("SET {key}"), e))
     }
 
+    async fn update(&self, key: &str, value: &str) -> Result<bool> {
+        // XX: only an existing key; KEEPTTL: its TTL stays the server's (Redis 6.0 and later).
+        let mut c = self.connection().await?;
+        let r: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(libkv::encode(key, value))
+            .arg("XX")
+            .arg("KEEPTTL")
+            .query_async(&mut c)
+            .await
+            .map_err(|e| err(format!("SET {key} XX KEEPTTL"), e))?;
+        Ok(r.is_some())
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let mut c = self.connection().await?;
         c.del::<_, ()>(key)

@@ -55,6 +55,10 @@ pub trait Harness: Sized + Send + Sync + 'static {
     /// once all the same).
     const EXPIRY_REMOVES_ENTRY: bool = true;
 
+    /// Whether the store can edit a server's entry in place ([`RegistryStore::update`]);
+    /// `false` for Consul's agent services, whose metadata is the server's registration.
+    const EDITS_IN_PLACE: bool = true;
+
     /// Stops the engine (a crash; data is kept).
     fn stop(&mut self);
 
@@ -229,6 +233,68 @@ pub async fn inactive_state_is_reported<H: Harness>(h: &H) {
     .await;
     assert!(is_inactive(&d), "{:?}", value_of(&d, &address));
     server.shutdown().await;
+}
+
+/// [`RegistryStore::update`] (what `sextant set` writes): an operator's store edits a server's
+/// entry without taking it over. The edit reaches discoveries and survives the server's
+/// refreshes; the operator's store going away leaves the entry; the server crashing still removes
+/// it within its TTL (so the entry kept the server's lease or session); a missing entry is
+/// `false` and is not created.
+pub async fn update_keeps_the_owner<H: Harness>(h: &H) {
+    let server = start_server(h.store(), h.plugin_options(), "weight=3").await;
+    let address = server.address().to_string();
+    let key = format!("/rpcx_test/Arith/{address}");
+    let d = discover(h, "/rpcx_test").await;
+    wait_listed(&d, &address).await;
+    if !H::EDITS_IN_PLACE {
+        let e = h.store().update(&key, "weight=5").await.unwrap_err();
+        assert!(matches!(e, RegistryError::Config(_)), "{e}");
+        server.shutdown().await;
+        return;
+    }
+    {
+        let operator = h.store();
+        RegistryStore::connect(&operator, Duration::from_secs(60))
+            .await
+            .expect("the operator's store connects");
+        let current = RegistryStore::get(&operator, &key)
+            .await
+            .unwrap()
+            .expect("the entry is there");
+        let mut v = QueryValues::parse(&current).expect("a query string");
+        v.set("weight", "5");
+        v.set("state", "inactive");
+        assert!(
+            operator.update(&key, &v.encode()).await.unwrap(),
+            "update of an existing entry"
+        );
+        let missing = "/rpcx_test/Arith/tcp@127.0.0.1:1";
+        assert!(!operator.update(missing, "weight=1").await.unwrap());
+        assert_eq!(RegistryStore::get(&operator, missing).await.unwrap(), None);
+        RegistryStore::close(&operator).await;
+    }
+    let edited = |d: &RegistryDiscovery| {
+        value_of(d, &address).is_some_and(|v| {
+            let q = QueryValues::parse(&v).unwrap_or_default();
+            q.get("weight") == Some("5") && q.get("state") == Some("inactive")
+        })
+    };
+    wait_until("the discovery sees the edit", BOUND, || async {
+        edited(&d)
+    })
+    .await;
+    // Two refreshes later (1 s interval) the operator's keys are still there, and the entry too
+    // although the operator's store is closed.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(edited(&d), "{:?}", value_of(&d, &address));
+    let v = RegistryStore::get(&h.store(), &key).await.unwrap();
+    assert!(
+        v.as_deref().is_some_and(|v| v.contains("weight=5")),
+        "{v:?}"
+    );
+    // The entry is still the server's: killed, it goes with its TTL.
+    server.kill();
+    wait_gone(&d, &address, BOUND).await;
 }
 
 /// Restarting the registry under load: an XClient calling through the discovery loses no call
@@ -591,6 +657,7 @@ macro_rules! scenario_tests {
                 crash_disappears_within_ttl,
                 graceful_shutdown_removes_at_once,
                 inactive_state_is_reported,
+                update_keeps_the_owner,
                 xclient_inactive_and_groups,
                 two_groups,
                 bad_entries_are_skipped,

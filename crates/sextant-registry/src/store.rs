@@ -53,6 +53,24 @@ pub trait RegistryStore: Send + Sync + 'static {
     /// Removes the entry at `key`; removing a missing entry is not an error.
     fn delete(&self, key: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// Replaces the value of the existing entry at `key` without taking it over: the lease,
+    /// session or TTL that keeps it alive stays the publishing server's, as rpcx-ui's edits do
+    /// (an etcd put that ignores the lease, a ZooKeeper `setData`, a Redis `SET XX KEEPTTL`).
+    /// `Ok(false)` if there is no such entry, which is then not created. Operators' tools
+    /// (`sextant set`) use it; a server publishing its own entries uses [`put`](Self::put).
+    ///
+    /// The default answers [`RegistryError::Config`](crate::RegistryError::Config): the engine
+    /// cannot edit entries it does not own.
+    fn update(&self, key: &str, value: &str) -> impl Future<Output = Result<bool>> + Send {
+        let _ = value;
+        let text = format!(
+            "the {} registry cannot edit {key} in place: its entries belong to the servers \
+             that publish them",
+            self.engine()
+        );
+        async move { Err(crate::RegistryError::Config(text)) }
+    }
+
     /// Releases what the store holds for this server (revokes a lease, closes a session) after
     /// its entries were deleted at shutdown.
     fn close(&self) -> impl Future<Output = ()> + Send {

@@ -313,6 +313,19 @@ impl RegistryStore for ZooKeeperStore {
         }
     }
 
+    async fn update(&self, key: &str, value: &str) -> Result<bool> {
+        // setData keeps the node's owner: an ephemeral node stays the server's session's.
+        let client = self.client().await?;
+        match client.set_data(key, value.as_bytes(), None).await {
+            Ok(_) => Ok(true),
+            Err(ZkError::NoNode) => Ok(false),
+            Err(e) => {
+                self.reset_if_lost(&e).await;
+                Err(err(format!("update {key}"), e))
+            }
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let client = self.client().await?;
         match client.delete(key, None).await {

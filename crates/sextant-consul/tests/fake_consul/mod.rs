@@ -10,7 +10,7 @@
 //! | `PUT /v1/session/destroy/:id` | invalidates: `delete` removes the keys the session holds, `release` frees them |
 //! | session TTL | invalidated when not renewed within its TTL (Consul allows up to 2 × TTL; this agent uses exactly TTL) |
 //! | `GET /v1/kv/:key` | 200 with `[{"Key", "Value" (base64 or null), "Flags", "Session", "CreateIndex", "ModifyIndex", "LockIndex"}]` or 404; `recurse` lists a string prefix (404 when empty) |
-//! | `PUT /v1/kv/:key` | body is the value; `acquire=<session>` takes the lock (`false` if another session holds it, 500 `invalid session` for an unknown one); without it the value changes and a held lock stays; answers `true` |
+//! | `PUT /v1/kv/:key` | body is the value; `acquire=<session>` takes the lock (`false` if another session holds it, 500 `invalid session` for an unknown one); without it the value changes and a held lock stays; `cas=N` writes only if the key's ModifyIndex is N (0: absent), else `false`; answers `true` |
 //! | `DELETE /v1/kv/:key` | answers `true`, also for a missing key |
 //! | blocking queries | `index=N&wait=D`: wait until the index is greater than `N` or `D` passes (default 5m, at most 10m); `X-Consul-Index` on every read |
 //! | `PUT /v1/agent/service/register` | `ID`, `Name`, `Tags`, `Address`, `Port`, `Meta` (at most 64 pairs, keys up to 128 and values up to 512 characters, else 400), `Check` with `TTL`, `Status` (default `critical`), `DeregisterCriticalServiceAfter` (at least 1m); the check is `service:<ID>` |
@@ -751,6 +751,19 @@ async fn kv(
                     if &holder != s {
                         return reply(StatusCode::OK, json!(false), None);
                     }
+                }
+            }
+            if let Some(cas) = q.get("cas") {
+                let Ok(cas) = cas.parse::<u64>() else {
+                    return text(StatusCode::BAD_REQUEST, "cas must be a number");
+                };
+                let current = d.kv.get(&key).map(|e| e.modify_index);
+                let ok = match current {
+                    None => cas == 0,
+                    Some(m) => cas == m,
+                };
+                if !ok {
+                    return reply(StatusCode::OK, json!(false), None);
                 }
             }
             d.index += 1;

@@ -36,6 +36,7 @@
 //! |---|---|
 //! | `GET /v1/status` | `{"index": N, "entries": N}` |
 //! | `PUT /v1/kv/{key}?ttl_ms=N`, body: the value (UTF-8 text) | creates or refreshes the entry for `N` ms (at most `max_ttl`): `{"created": bool}` |
+//! | `PUT /v1/kv/{key}?keep_ttl=1`, body: the value | replaces a live entry's value, keeping its TTL and expiry (`sextant set`): `{"created": false}`, or 404 |
 //! | `GET /v1/kv/{key}` | `{"key", "value", "ttl_ms"}`, or 404 |
 //! | `DELETE /v1/kv/{key}` | `{"deleted": bool}` |
 //! | `GET /v1/list/{dir}` | the entries under `{dir}/`: `{"index": N, "entries": [{"key", "value"}]}` |

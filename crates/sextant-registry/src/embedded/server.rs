@@ -368,12 +368,18 @@ async fn put(
     query: &[(String, String)],
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    // `keep_ttl=1`: replace the value of a live entry, keeping its TTL and expiry (an operator's
+    // edit of a server's entry); no entry is created.
+    let keep_ttl = query.iter().any(|(k, v)| k == "keep_ttl" && v == "1");
     let ttl = match query_u64(query, "ttl_ms") {
-        Ok(Some(ms)) if ms > 0 => Duration::from_millis(ms).min(state.options.max_ttl),
+        Ok(None) if keep_ttl => None,
+        Ok(Some(ms)) if ms > 0 && !keep_ttl => {
+            Some(Duration::from_millis(ms).min(state.options.max_ttl))
+        }
         Ok(_) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                "ttl_ms (milliseconds, > 0) is required",
+                "give ttl_ms (milliseconds, > 0), or keep_ttl=1 to keep an entry's TTL",
             )
         }
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
@@ -396,18 +402,21 @@ async fn put(
     };
     let now = Instant::now();
     let mut inner = state.lock();
-    let created = match inner.entries.get_mut(&key) {
-        Some(e) if e.expires > now => {
+    let created = match (inner.entries.get_mut(&key), ttl) {
+        (Some(e), ttl) if e.expires > now => {
             let changed = e.value != value;
             e.value = value;
-            e.ttl = ttl;
-            e.expires = now + ttl;
+            if let Some(ttl) = ttl {
+                e.ttl = ttl;
+                e.expires = now + ttl;
+            }
             if changed {
                 state.bump(&mut inner);
             }
             false
         }
-        _ => {
+        (_, None) => return error(StatusCode::NOT_FOUND, "no such key"),
+        (_, Some(ttl)) => {
             if inner.entries.len() >= state.options.max_entries && !inner.entries.contains_key(&key)
             {
                 return error(

@@ -140,6 +140,22 @@ impl RegistryStore for EmbeddedStore {
         Ok(())
     }
 
+    async fn update(&self, key: &str, value: &str) -> Result<bool> {
+        let path = format!("{}?keep_ttl=1", kv_path(key));
+        let resp = self
+            .call(
+                Method::PUT,
+                &path,
+                Some(Bytes::copy_from_slice(value.as_bytes())),
+            )
+            .await?;
+        match resp.status {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.http.unexpected(&format!("update {key}"), &resp)),
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let resp = self.call(Method::DELETE, &kv_path(key), None).await?;
         if resp.status != StatusCode::OK {
