@@ -26,8 +26,13 @@ use futures::future::BoxFuture;
 use sextant::discovery::{MultipleServersDiscovery, Peer2PeerDiscovery, ServerList, Servers};
 use sextant::{KVPair, ServiceDiscovery};
 use sextant_registry::path::normalize_base_path;
-use sextant_registry::{DiscoveryOptions, DiscoveryStore, RegistryDiscovery, RegistryError};
+use sextant_registry::{
+    ChangeWatch, DiscoveryOptions, DiscoveryStore, Listing, RegistryDiscovery, RegistryError,
+    RegistryStore,
+};
 use tokio::sync::watch;
+
+use crate::CliError;
 
 /// The registries a URL may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,10 +195,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// build left out (a cargo feature) and a malformed URL are errors saying so.
 pub async fn template(url: &str, default_base: &str) -> Result<Arc<dyn ServiceDiscovery>, String> {
     let parsed = parse(url)?;
-    let base = match &parsed.base_path {
-        Some(b) => b.clone(),
-        None => normalize_base_path(default_base).map_err(|e| format!("--base-path: {e}"))?,
-    };
+    let base = base_of(&parsed, default_base)?;
     let options = DiscoveryOptions::default();
     let hosts = &parsed.hosts;
     match parsed.scheme {
@@ -212,9 +214,7 @@ pub async fn template(url: &str, default_base: &str) -> Result<Arc<dyn ServiceDi
             Ok(Arc::new(d))
         }
         Scheme::Embedded => {
-            let store = sextant_registry::EmbeddedStore::new(&format!("http://{}", hosts[0]))
-                .map_err(|e| format!("registry {url:?}: {e}"))?;
-            RegistryTemplate::probed(store, base, options).await
+            RegistryTemplate::probed(embedded_store(url, hosts)?, base, options).await
         }
         Scheme::Etcd => etcd(url, hosts, base, options).await,
         Scheme::ZooKeeper => zookeeper(url, hosts, base, options).await,
@@ -245,10 +245,14 @@ async fn etcd(
     base: String,
     options: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
+    RegistryTemplate::probed(etcd_store(url, hosts)?, base, options).await
+}
+
+#[cfg(feature = "etcd")]
+fn etcd_store(url: &str, hosts: &[String]) -> Result<sextant_etcd::EtcdStore, String> {
     let endpoints: Vec<String> = hosts.iter().map(|h| format!("http://{h}")).collect();
-    let store = sextant_etcd::EtcdStore::new(endpoints, sextant_etcd::EtcdOptions::default())
-        .map_err(|e| format!("registry {url:?}: {e}"))?;
-    RegistryTemplate::probed(store, base, options).await
+    sextant_etcd::EtcdStore::new(endpoints, sextant_etcd::EtcdOptions::default())
+        .map_err(|e| format!("registry {url:?}: {e}"))
 }
 
 #[cfg(not(feature = "etcd"))]
@@ -273,12 +277,19 @@ async fn zookeeper(
     base: String,
     options: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
-    let store = sextant_zookeeper::ZooKeeperStore::new(
+    RegistryTemplate::probed(zookeeper_store(url, hosts)?, base, options).await
+}
+
+#[cfg(feature = "zookeeper")]
+fn zookeeper_store(
+    url: &str,
+    hosts: &[String],
+) -> Result<sextant_zookeeper::ZooKeeperStore, String> {
+    sextant_zookeeper::ZooKeeperStore::new(
         &hosts.join(","),
         sextant_zookeeper::ZooKeeperOptions::default(),
     )
-    .map_err(|e| format!("registry {url:?}: {e}"))?;
-    RegistryTemplate::probed(store, base, options).await
+    .map_err(|e| format!("registry {url:?}: {e}"))
 }
 
 #[cfg(not(feature = "zookeeper"))]
@@ -298,12 +309,16 @@ async fn redis(
     base: String,
     options: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
-    let store = sextant_redis::RedisStore::new(
+    RegistryTemplate::probed(redis_store(url, hosts)?, base, options).await
+}
+
+#[cfg(feature = "redis")]
+fn redis_store(url: &str, hosts: &[String]) -> Result<sextant_redis::RedisStore, String> {
+    sextant_redis::RedisStore::new(
         &format!("redis://{}", hosts[0]),
         sextant_redis::RedisOptions::default(),
     )
-    .map_err(|e| format!("registry {url:?}: {e}"))?;
-    RegistryTemplate::probed(store, base, options).await
+    .map_err(|e| format!("registry {url:?}: {e}"))
 }
 
 #[cfg(not(feature = "redis"))]
@@ -323,12 +338,16 @@ async fn consul(
     base: String,
     options: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
-    let store = sextant_consul::ConsulStore::new(
+    RegistryTemplate::probed(consul_store(url, hosts)?, base, options).await
+}
+
+#[cfg(feature = "consul")]
+fn consul_store(url: &str, hosts: &[String]) -> Result<sextant_consul::ConsulStore, String> {
+    sextant_consul::ConsulStore::new(
         &format!("http://{}", hosts[0]),
         sextant_consul::ConsulOptions::default(),
     )
-    .map_err(|e| format!("registry {url:?}: {e}"))?;
-    RegistryTemplate::probed(store, base, options).await
+    .map_err(|e| format!("registry {url:?}: {e}"))
 }
 
 #[cfg(not(feature = "consul"))]
@@ -379,24 +398,169 @@ impl<S: DiscoveryStore> RegistryTemplate<S> {
         base: String,
         options: DiscoveryOptions,
     ) -> Result<Arc<dyn ServiceDiscovery>, String> {
-        // A directory no server is under: an empty answer proves the registry is there.
-        let probe = format!("{base}/.sextant-probe");
-        let unreachable = |why: String| {
-            format!(
-                "the {} registry at {} cannot be reached: {why} (is it running? check the \
-                 --registry address)",
-                store.engine(),
-                store.endpoints()
-            )
-        };
-        match tokio::time::timeout(PROBE_TIMEOUT, store.list(&probe)).await {
-            Err(_) => Err(unreachable(format!(
-                "no answer within {}s",
-                PROBE_TIMEOUT.as_secs()
-            ))),
-            Ok(Err(e)) => Err(unreachable(e.to_string())),
-            Ok(Ok(_)) => Ok(Arc::new(RegistryTemplate::new(store, base, options))),
+        probe(&store, &base).await?;
+        Ok(Arc::new(RegistryTemplate::new(store, base, options)))
+    }
+}
+
+/// Checks that the registry answers a listing within [`PROBE_TIMEOUT`]; the error says which
+/// registry could not be reached and why.
+async fn probe<S: DiscoveryStore>(store: &S, base: &str) -> Result<(), String> {
+    // A directory no server is under: an empty answer proves the registry is there.
+    let probe = format!("{base}/.sextant-probe");
+    let unreachable = |why: String| {
+        format!(
+            "the {} registry at {} cannot be reached: {why} (is it running? check the \
+             --registry address)",
+            store.engine(),
+            store.endpoints()
+        )
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, store.list(&probe)).await {
+        Err(_) => Err(unreachable(format!(
+            "no answer within {}s",
+            PROBE_TIMEOUT.as_secs()
+        ))),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Ok(Ok(_)) => Ok(()),
+    }
+}
+
+fn embedded_store(url: &str, hosts: &[String]) -> Result<sextant_registry::EmbeddedStore, String> {
+    sextant_registry::EmbeddedStore::new(&format!("http://{}", hosts[0]))
+        .map_err(|e| format!("registry {url:?}: {e}"))
+}
+
+/// The base path of a parsed URL: its own, else `default_base` normalized.
+fn base_of(parsed: &RegistryUrl, default_base: &str) -> Result<String, String> {
+    match &parsed.base_path {
+        Some(b) => Ok(b.clone()),
+        None => normalize_base_path(default_base).map_err(|e| format!("--base-path: {e}")),
+    }
+}
+
+/// A registry opened for an operator (`sextant list`, `describe`, `set`, `watch`): its store,
+/// probed, and the base path.
+pub struct Opened {
+    /// The registry's store.
+    pub store: Arc<dyn AdminStore>,
+    /// The base path services are under (`/rpcx`).
+    pub base: String,
+}
+
+/// Opens the registry a URL names for reading and editing it as an operator, with
+/// `default_base` as the base path when the URL has none. Fixed server lists
+/// (`peer2peer://`, `multiple://`) and mDNS hold no registry to browse or edit: errors say so.
+pub async fn open(url: &str, default_base: &str) -> Result<Opened, CliError> {
+    let parsed = parse(url).map_err(CliError::usage)?;
+    let base = base_of(&parsed, default_base).map_err(CliError::usage)?;
+    let hosts = &parsed.hosts;
+    let store: Arc<dyn AdminStore> = match parsed.scheme {
+        Scheme::Peer2Peer | Scheme::Multiple => {
+            return Err(CliError::usage(format!(
+                "registry {url:?} is a fixed list of servers, not a registry: there is nothing \
+                 to list or edit (name etcd://, zookeeper://, redis://, consul:// or http://)"
+            )))
         }
+        Scheme::Mdns => {
+            return Err(CliError::usage(format!(
+                "registry {url:?}: mDNS has no directory to list or edit (servers announce \
+                 themselves; change a server's metadata on the server)"
+            )))
+        }
+        Scheme::Embedded => Arc::new(embedded_store(url, hosts).map_err(CliError::usage)?),
+        #[cfg(feature = "etcd")]
+        Scheme::Etcd => Arc::new(etcd_store(url, hosts).map_err(CliError::usage)?),
+        #[cfg(feature = "zookeeper")]
+        Scheme::ZooKeeper => Arc::new(zookeeper_store(url, hosts).map_err(CliError::usage)?),
+        #[cfg(feature = "redis")]
+        Scheme::Redis => Arc::new(redis_store(url, hosts).map_err(CliError::usage)?),
+        #[cfg(feature = "consul")]
+        Scheme::Consul => Arc::new(consul_store(url, hosts).map_err(CliError::usage)?),
+        #[allow(unreachable_patterns)]
+        other => {
+            // Only reached for an engine this build left out: `template` says which feature.
+            return Err(CliError::usage(match template(url, default_base).await {
+                Err(e) => e,
+                Ok(_) => format!("registry {url:?}: {} is not supported here", other.name()),
+            }));
+        }
+    };
+    store.probe(&base).await.map_err(CliError::transport)?;
+    Ok(Opened { store, base })
+}
+
+/// A registry store behind a pointer: what `sextant list`, `describe`, `set` and `watch` need of
+/// any engine ([`DiscoveryStore`] and [`RegistryStore`], made object safe).
+pub trait AdminStore: Send + Sync {
+    /// The engine's name (`etcd`).
+    fn engine(&self) -> &'static str;
+    /// The endpoints, for messages.
+    fn endpoints(&self) -> String;
+    /// [`probe`]: does the registry answer?
+    fn probe<'a>(&'a self, base: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    /// [`DiscoveryStore::list`].
+    fn list<'a>(&'a self, dir: &'a str) -> BoxFuture<'a, sextant_registry::Result<Listing>>;
+    /// [`RegistryStore::get`].
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, sextant_registry::Result<Option<String>>>;
+    /// [`RegistryStore::update`].
+    fn update<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, sextant_registry::Result<bool>>;
+    /// [`DiscoveryStore::watch`].
+    fn watch<'a>(
+        &'a self,
+        dir: &'a str,
+        after: &'a Listing,
+    ) -> BoxFuture<'a, sextant_registry::Result<Box<dyn AdminWatch>>>;
+}
+
+/// [`ChangeWatch`] behind a pointer.
+pub trait AdminWatch: Send {
+    /// [`ChangeWatch::changed`].
+    fn changed(&mut self) -> BoxFuture<'_, sextant_registry::Result<()>>;
+}
+
+impl<W: ChangeWatch> AdminWatch for W {
+    fn changed(&mut self) -> BoxFuture<'_, sextant_registry::Result<()>> {
+        Box::pin(ChangeWatch::changed(self))
+    }
+}
+
+impl<S: DiscoveryStore + RegistryStore> AdminStore for S {
+    fn engine(&self) -> &'static str {
+        DiscoveryStore::engine(self)
+    }
+    fn endpoints(&self) -> String {
+        DiscoveryStore::endpoints(self)
+    }
+    fn probe<'a>(&'a self, base: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(probe(self, base))
+    }
+    fn list<'a>(&'a self, dir: &'a str) -> BoxFuture<'a, sextant_registry::Result<Listing>> {
+        Box::pin(DiscoveryStore::list(self, dir))
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, sextant_registry::Result<Option<String>>> {
+        Box::pin(RegistryStore::get(self, key))
+    }
+    fn update<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, sextant_registry::Result<bool>> {
+        Box::pin(RegistryStore::update(self, key, value))
+    }
+    fn watch<'a>(
+        &'a self,
+        dir: &'a str,
+        after: &'a Listing,
+    ) -> BoxFuture<'a, sextant_registry::Result<Box<dyn AdminWatch>>> {
+        Box::pin(async move {
+            let w = DiscoveryStore::watch(self, dir, after).await?;
+            Ok(Box::new(w) as Box<dyn AdminWatch>)
+        })
     }
 }
 

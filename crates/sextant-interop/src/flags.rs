@@ -108,13 +108,20 @@ impl ServerTransport {
 /// A client's transport switches.
 #[derive(Debug, Default, Clone)]
 pub struct ClientTransport {
-    ca: Option<PathBuf>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    server_name: Option<String>,
-    insecure: bool,
-    kcp_pass: Option<String>,
-    kcp_salt: Option<String>,
+    /// `--ca`: the CA certificate (PEM) the server's certificate is checked against.
+    pub ca: Option<PathBuf>,
+    /// `--cert`: the client's certificate (PEM), for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// `--key`: the client's key (PEM), for mutual TLS.
+    pub key: Option<PathBuf>,
+    /// `--server-name`: the name the server's certificate must have.
+    pub server_name: Option<String>,
+    /// `--insecure`: TLS without checking the server's certificate.
+    pub insecure: bool,
+    /// `--kcp-pass`.
+    pub kcp_pass: Option<String>,
+    /// `--kcp-salt`.
+    pub kcp_salt: Option<String>,
 }
 
 impl ClientTransport {
