@@ -18,6 +18,7 @@
 //! `interop-server`, `interop-client` and the benchmark.
 
 pub mod flags;
+pub mod go_peer;
 pub mod pki;
 
 use std::collections::HashSet;

@@ -18,20 +18,15 @@
 //! `SEXTANT_REQUIRE_SERVICES=1`, which makes it fail. `SEXTANT_GO` names the `go` binary and
 //! `SEXTANT_GOPATH` the GOPATH holding the packages (default `/usr/share/gocode`).
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use sextant::transport::{ClientTlsConfig, ServerTlsConfig};
 use sextant::{Client, ClientOptions, Server};
+use sextant_interop::go_peer::{self, GoProcess, WAIT};
 use sextant_interop::pki::TestPki;
 use sextant_interop::{Args, Reply};
 use tempfile::TempDir;
-
-/// The longest any step (a build aside) may take: a Go process's start, a dial, a call.
-const WAIT: Duration = Duration::from_secs(20);
 
 /// The request and response captured from Go rpcx (`Arith.Mul` {A: 10, B: 20}, msgpack, seq 1).
 const REQUEST: &str = "go-req-arith-mul-msgpack-seq1";
@@ -47,188 +42,12 @@ fn capture(name: &str) -> String {
         .to_string()
 }
 
-fn required() -> bool {
-    std::env::var("SEXTANT_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
-// ---- the Go peer ----
-
-enum Build {
-    Built(PathBuf),
-    /// Go or a Go package is not installed.
-    Missing(String),
-    /// It is, but the program does not build.
-    Failed(String),
-}
-
-fn go_binary() -> Option<PathBuf> {
-    if let Some(go) = std::env::var_os("SEXTANT_GO") {
-        return Some(go.into());
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("go"));
-    on_path
-        .chain([PathBuf::from("/usr/lib/go/bin/go")])
-        .find(|p| p.is_file())
-}
-
-fn build_peer() -> Build {
-    let Some(go) = go_binary() else {
-        return Build::Missing("`go` not found (Debian package golang-go)".into());
-    };
-    let gopath = std::env::var("SEXTANT_GOPATH").unwrap_or_else(|_| "/usr/share/gocode".into());
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/transport_peer");
-    // The test target's own temporary directory: the build cache survives between runs.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go_transports");
-    let out = dir.join("transport_peer");
-    let started = Instant::now();
-    let result = Command::new(&go)
-        .arg("build")
-        .arg("-o")
-        .arg(&out)
-        .arg(".")
-        .current_dir(&src)
-        .env("GO111MODULE", "off")
-        .env("GOPATH", &gopath)
-        .env("GOCACHE", dir.join("go-build-cache"))
-        .env("GOFLAGS", "")
-        .env("GOPROXY", "off")
-        .env("CGO_ENABLED", "0")
-        .stdin(Stdio::null())
-        .output();
-    let output = match result {
-        Ok(o) => o,
-        Err(e) => return Build::Missing(format!("cannot run {}: {e}", go.display())),
-    };
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if output.status.success() {
-        eprintln!(
-            "go_transports: built {} in {:.1?}",
-            out.display(),
-            started.elapsed()
-        );
-        Build::Built(out)
-    } else if stderr.contains("cannot find package") {
-        Build::Missing(format!(
-            "a Go package is missing (golang-golang-x-net-dev, \
-             golang-github-lucas-clemente-quic-go-dev, golang-github-xtaci-kcp-dev; GOPATH \
-             {gopath}):\n{stderr}"
-        ))
-    } else {
-        Build::Failed(format!(
-            "go build {}: {}\n{stderr}",
-            src.display(),
-            output.status
-        ))
-    }
-}
-
-/// The built peer, or `None` (with a note) when Go or its packages are not installed.
+/// The Go peer, built once per run into this test target's temporary directory.
 fn go_peer() -> Option<&'static Path> {
-    static PEER: OnceLock<Build> = OnceLock::new();
-    match PEER.get_or_init(build_peer) {
-        Build::Built(p) => Some(p),
-        Build::Failed(why) => panic!("{why}"),
-        Build::Missing(why) if required() => {
-            panic!("{why}\n(SEXTANT_REQUIRE_SERVICES=1; run scripts/services.sh install)")
-        }
-        Build::Missing(why) => {
-            eprintln!("go_transports: skipped: {why} (scripts/services.sh install)");
-            None
-        }
-    }
-}
-
-/// A Go process, killed (and reaped) when dropped.
-struct GoProcess {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-impl GoProcess {
-    fn spawn(peer: &Path, args: &[String], dir: &Path, name: &str) -> GoProcess {
-        let stdout = dir.join(format!("{name}.stdout"));
-        let stderr = dir.join(format!("{name}.stderr"));
-        let child = Command::new(peer)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).unwrap())
-            .stderr(File::create(&stderr).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", peer.display()));
-        GoProcess {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.stdout).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Waits up to `WAIT` for the process to exit: its stdout, or why not.
-    fn finish(mut self) -> Result<String, String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) if status.success() => return Ok(self.stdout()),
-                Ok(Some(status)) => {
-                    return Err(format!(
-                        "{status}; stdout: {:?}; stderr:\n{}",
-                        self.stdout(),
-                        self.stderr()
-                    ))
-                }
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Ok(None) => {
-                    return Err(format!(
-                        "still running after {WAIT:?}; stderr:\n{}",
-                        self.stderr()
-                    ))
-                }
-                Err(e) => return Err(format!("wait: {e}")),
-            }
-        }
-    }
-
-    /// Waits up to `WAIT` for the server's `LISTEN host:port` line.
-    fn listening_on(&mut self) -> Result<String, String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(line) = self.stdout().lines().next() {
-                if let Some(addr) = line.strip_prefix("LISTEN ") {
-                    return Ok(addr.trim().to_string());
-                }
-                if self.stdout().contains('\n') {
-                    return Err(format!("unexpected first line {line:?}"));
-                }
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited with {status}; stderr:\n{}", self.stderr()));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("no LISTEN line within {WAIT:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for GoProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    go_peer::peer(
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("go_transports"),
+        "go_transports",
+    )
 }
 
 // ---- networks and certificates ----
