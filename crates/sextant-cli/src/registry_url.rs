@@ -6,12 +6,17 @@
 //! |---|---|
 //! | `peer2peer://host:port` | one server, for every service |
 //! | `multiple://h1:p1,h2:p2` | these servers, for every service |
-//! | `etcd://h:p[,h:p...][/base]` (also `etcdv3://`) | etcd v3 (feature `etcd`: building etcd-client needs `protoc`) |
+//! | `etcd://[user:password@]h:p[,h:p...][/base]` (also `etcdv3://`) | etcd v3 (feature `etcd`: building etcd-client needs `protoc`) |
 //! | `zookeeper://h:p[,h:p...][/base]` | ZooKeeper (feature `zookeeper`, default) |
 //! | `redis://[user:password@]h:p[/base]` | Redis (feature `redis`, default) |
-//! | `consul://h:p[/base]` | Consul, KV mode (feature `consul`, default) |
+//! | `consul://h:p[/base][?token=T&dc=D]` | Consul, KV mode (feature `consul`, default): an ACL token, a datacenter |
 //! | `mdns://[/base]` | mDNS on the local network (feature `mdns`, default) |
 //! | `http://h:p[/base]` | sextant's embedded registry (`sextant registry`) |
+//!
+//! Credentials are what each engine has: etcd's user and password and Redis's in the URL's
+//! `user:password@` (also `?user=&password=` for etcd), Consul's ACL token and datacenter as
+//! `?token=&dc=`; an option an engine does not take is an error naming those it does. None of
+//! these engines is reached over TLS by sextant's stores, so a URL has no TLS options.
 //!
 //! The base path is the URL's path when it has one, else the `default_base` given (`--base-path`,
 //! `/rpcx` as in rpcx-gateway). A registry is asked once, when the template is made, whether it
@@ -84,25 +89,111 @@ pub struct RegistryUrl {
     pub hosts: Vec<String>,
     /// The base path from the URL's path, normalized (`None` when the URL has no path).
     pub base_path: Option<String>,
+    /// The options of the query string (`?token=T`), decoded, sorted by name.
+    pub options: Vec<(String, String)>,
+}
+
+impl RegistryUrl {
+    /// The option `name` of the query string.
+    pub fn option(&self, name: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `user:password@` of the first address, and that address without it.
+    fn credentials(&self) -> (Option<(String, String)>, String) {
+        let first = self.hosts.first().map(String::as_str).unwrap_or("");
+        match first.rsplit_once('@') {
+            Some((user, addr)) => {
+                let (name, password) = user.split_once(':').unwrap_or((user, ""));
+                (
+                    Some((percent_decode(name), percent_decode(password))),
+                    addr.to_string(),
+                )
+            }
+            None => (None, first.to_string()),
+        }
+    }
+}
+
+/// `%XX` decoded (a password may hold `@`, `:` or `/` written so).
+fn percent_decode(s: &str) -> String {
+    sextant_registry::QueryValues::parse(&format!("v={}", s.replace('+', "%2B")))
+        .ok()
+        .and_then(|q| q.get("v").map(str::to_string))
+        .unwrap_or_else(|| s.to_string())
+}
+
+/// A registry URL as messages show it: the password of `user:password@` and the values of
+/// `password=` and `token=` replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let url = url.trim();
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let (hosts, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+            let hosts = match hosts.rsplit_once('@') {
+                Some((user, addr)) => {
+                    let name = user.split_once(':').map_or(user, |(n, _)| n);
+                    format!("{name}:***@{addr}")
+                }
+                None => hosts.to_string(),
+            };
+            format!("{scheme}://{hosts}{path}")
+        }
+        None => head.to_string(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k == "password" || k == "token" => format!("{k}=***"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+/// The query options each scheme takes.
+fn allowed_options(scheme: Scheme) -> &'static [&'static str] {
+    match scheme {
+        Scheme::Etcd => &["user", "password"],
+        Scheme::Consul => &["token", "dc"],
+        _ => &[],
+    }
 }
 
 impl fmt::Display for RegistryUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
+        let mut url = format!(
             "{}://{}{}",
             self.scheme.name(),
             self.hosts.join(","),
             self.base_path.as_deref().unwrap_or("")
-        )
+        );
+        for (i, (k, v)) in self.options.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&format!("{k}={v}"));
+        }
+        f.write_str(&redacted(&url))
     }
 }
 
 /// Parses a registry URL (see the module docs); the error says what is wrong and what is
 /// expected.
 pub fn parse(url: &str) -> Result<RegistryUrl, String> {
-    let url = url.trim();
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let full = url.trim();
+    // Messages show the URL without its secrets.
+    let url = &redacted(full);
+    let Some((scheme, rest)) = full.split_once("://") else {
         return Err(format!(
             "registry {url:?} is not a registry URL: write scheme://address, one of {KNOWN}"
         ));
@@ -122,6 +213,33 @@ pub fn parse(url: &str) -> Result<RegistryUrl, String> {
             ))
         }
     };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let mut options = Vec::new();
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        let values = sextant_registry::QueryValues::parse(query)
+            .map_err(|e| format!("registry {url:?}: the options after '?': {e}"))?;
+        let allowed = allowed_options(scheme);
+        for (k, v) in values.iter() {
+            if !allowed.contains(&k) {
+                return Err(if allowed.is_empty() {
+                    format!(
+                        "registry {url:?}: {}:// takes no option ({k:?})",
+                        scheme.name()
+                    )
+                } else {
+                    format!(
+                        "registry {url:?}: unknown option {k:?}: {}:// takes {}",
+                        scheme.name(),
+                        allowed.join(", ")
+                    )
+                });
+            }
+            options.push((k.to_string(), v.join(",")));
+        }
+    }
     let (hosts, path) = match rest.find('/') {
         Some(i) => (&rest[..i], Some(&rest[i..])),
         None => (rest, None),
@@ -169,14 +287,24 @@ pub fn parse(url: &str) -> Result<RegistryUrl, String> {
             scheme.name()
         ));
     }
-    for h in &hosts {
-        let addr = h.rsplit_once('@').map_or(h.as_str(), |(_, a)| a);
+    for (i, h) in hosts.iter().enumerate() {
+        let addr = match h.rsplit_once('@') {
+            Some((_, a)) if i == 0 && matches!(scheme, Scheme::Etcd | Scheme::Redis) => a,
+            Some(_) => {
+                return Err(format!(
+                    "registry {url:?}: address {}: only the first address of etcd:// and \
+                     redis:// may carry user:password@",
+                    i + 1
+                ))
+            }
+            None => h.as_str(),
+        };
         let port_ok = addr
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !port_ok {
             return Err(format!(
-                "registry {url:?}: {h:?} is not host:port (e.g. 127.0.0.1:2379)"
+                "registry {url:?}: {addr:?} is not host:port (e.g. 127.0.0.1:2379)"
             ));
         }
     }
@@ -184,6 +312,7 @@ pub fn parse(url: &str) -> Result<RegistryUrl, String> {
         scheme,
         hosts,
         base_path,
+        options,
     })
 }
 
@@ -195,6 +324,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// build left out (a cargo feature) and a malformed URL are errors saying so.
 pub async fn template(url: &str, default_base: &str) -> Result<Arc<dyn ServiceDiscovery>, String> {
     let parsed = parse(url)?;
+    let url = &redacted(url);
     let base = base_of(&parsed, default_base)?;
     let options = DiscoveryOptions::default();
     let hosts = &parsed.hosts;
@@ -214,12 +344,12 @@ pub async fn template(url: &str, default_base: &str) -> Result<Arc<dyn ServiceDi
             Ok(Arc::new(d))
         }
         Scheme::Embedded => {
-            RegistryTemplate::probed(embedded_store(url, hosts)?, base, options).await
+            RegistryTemplate::probed(embedded_store(url, &parsed)?, base, options).await
         }
-        Scheme::Etcd => etcd(url, hosts, base, options).await,
-        Scheme::ZooKeeper => zookeeper(url, hosts, base, options).await,
-        Scheme::Redis => redis(url, hosts, base, options).await,
-        Scheme::Consul => consul(url, hosts, base, options).await,
+        Scheme::Etcd => etcd(url, &parsed, base, options).await,
+        Scheme::ZooKeeper => zookeeper(url, &parsed, base, options).await,
+        Scheme::Redis => redis(url, &parsed, base, options).await,
+        Scheme::Consul => consul(url, &parsed, base, options).await,
         Scheme::Mdns => mdns(base, options),
     }
 }
@@ -241,24 +371,37 @@ fn not_built(engine: &str, feature: &str, extra: &str) -> String {
 #[cfg(feature = "etcd")]
 async fn etcd(
     url: &str,
-    hosts: &[String],
+    parsed: &RegistryUrl,
     base: String,
     options: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
-    RegistryTemplate::probed(etcd_store(url, hosts)?, base, options).await
+    RegistryTemplate::probed(etcd_store(url, parsed)?, base, options).await
 }
 
 #[cfg(feature = "etcd")]
-fn etcd_store(url: &str, hosts: &[String]) -> Result<sextant_etcd::EtcdStore, String> {
-    let endpoints: Vec<String> = hosts.iter().map(|h| format!("http://{h}")).collect();
-    sextant_etcd::EtcdStore::new(endpoints, sextant_etcd::EtcdOptions::default())
-        .map_err(|e| format!("registry {url:?}: {e}"))
+fn etcd_store(url: &str, parsed: &RegistryUrl) -> Result<sextant_etcd::EtcdStore, String> {
+    let (user, first) = parsed.credentials();
+    let endpoints: Vec<String> = std::iter::once(first)
+        .chain(parsed.hosts.iter().skip(1).cloned())
+        .map(|h| format!("http://{h}"))
+        .collect();
+    let mut options = sextant_etcd::EtcdOptions::default();
+    let user = user.or_else(|| {
+        parsed.option("user").map(|u| {
+            let password = parsed.option("password").unwrap_or("");
+            (u.to_string(), password.to_string())
+        })
+    });
+    if let Some((name, password)) = user {
+        options = options.user(name, password);
+    }
+    sextant_etcd::EtcdStore::new(endpoints, options).map_err(|e| format!("registry {url:?}: {e}"))
 }
 
 #[cfg(not(feature = "etcd"))]
 async fn etcd(
     _: &str,
-    _: &[String],
+    _: &RegistryUrl,
     _: String,
     _: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
@@ -273,20 +416,20 @@ async fn etcd(
 #[cfg(feature = "zookeeper")]
 async fn zookeeper(
     url: &str,
-    hosts: &[String],
+    parsed: &RegistryUrl,
     base: String,
     options: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
-    RegistryTemplate::probed(zookeeper_store(url, hosts)?, base, options).await
+    RegistryTemplate::probed(zookeeper_store(url, parsed)?, base, options).await
 }
 
 #[cfg(feature = "zookeeper")]
 fn zookeeper_store(
     url: &str,
-    hosts: &[String],
+    parsed: &RegistryUrl,
 ) -> Result<sextant_zookeeper::ZooKeeperStore, String> {
     sextant_zookeeper::ZooKeeperStore::new(
-        &hosts.join(","),
+        &parsed.hosts.join(","),
         sextant_zookeeper::ZooKeeperOptions::default(),
     )
     .map_err(|e| format!("registry {url:?}: {e}"))
@@ -295,7 +438,7 @@ fn zookeeper_store(
 #[cfg(not(feature = "zookeeper"))]
 async fn zookeeper(
     _: &str,
-    _: &[String],
+    _: &RegistryUrl,
     _: String,
     _: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
@@ -305,17 +448,17 @@ async fn zookeeper(
 #[cfg(feature = "redis")]
 async fn redis(
     url: &str,
-    hosts: &[String],
+    parsed: &RegistryUrl,
     base: String,
     options: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
-    RegistryTemplate::probed(redis_store(url, hosts)?, base, options).await
+    RegistryTemplate::probed(redis_store(url, parsed)?, base, options).await
 }
 
 #[cfg(feature = "redis")]
-fn redis_store(url: &str, hosts: &[String]) -> Result<sextant_redis::RedisStore, String> {
+fn redis_store(url: &str, parsed: &RegistryUrl) -> Result<sextant_redis::RedisStore, String> {
     sextant_redis::RedisStore::new(
-        &format!("redis://{}", hosts[0]),
+        &format!("redis://{}", parsed.hosts[0]),
         sextant_redis::RedisOptions::default(),
     )
     .map_err(|e| format!("registry {url:?}: {e}"))
@@ -324,7 +467,7 @@ fn redis_store(url: &str, hosts: &[String]) -> Result<sextant_redis::RedisStore,
 #[cfg(not(feature = "redis"))]
 async fn redis(
     _: &str,
-    _: &[String],
+    _: &RegistryUrl,
     _: String,
     _: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
@@ -334,26 +477,30 @@ async fn redis(
 #[cfg(feature = "consul")]
 async fn consul(
     url: &str,
-    hosts: &[String],
+    parsed: &RegistryUrl,
     base: String,
     options: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
-    RegistryTemplate::probed(consul_store(url, hosts)?, base, options).await
+    RegistryTemplate::probed(consul_store(url, parsed)?, base, options).await
 }
 
 #[cfg(feature = "consul")]
-fn consul_store(url: &str, hosts: &[String]) -> Result<sextant_consul::ConsulStore, String> {
-    sextant_consul::ConsulStore::new(
-        &format!("http://{}", hosts[0]),
-        sextant_consul::ConsulOptions::default(),
-    )
-    .map_err(|e| format!("registry {url:?}: {e}"))
+fn consul_store(url: &str, parsed: &RegistryUrl) -> Result<sextant_consul::ConsulStore, String> {
+    let mut options = sextant_consul::ConsulOptions::default();
+    if let Some(token) = parsed.option("token") {
+        options = options.token(token);
+    }
+    if let Some(dc) = parsed.option("dc") {
+        options = options.datacenter(dc);
+    }
+    sextant_consul::ConsulStore::new(&format!("http://{}", parsed.hosts[0]), options)
+        .map_err(|e| format!("registry {url:?}: {e}"))
 }
 
 #[cfg(not(feature = "consul"))]
 async fn consul(
     _: &str,
-    _: &[String],
+    _: &RegistryUrl,
     _: String,
     _: DiscoveryOptions,
 ) -> Result<Arc<dyn ServiceDiscovery>, String> {
@@ -426,8 +573,11 @@ async fn probe<S: DiscoveryStore>(store: &S, base: &str) -> Result<(), String> {
     }
 }
 
-fn embedded_store(url: &str, hosts: &[String]) -> Result<sextant_registry::EmbeddedStore, String> {
-    sextant_registry::EmbeddedStore::new(&format!("http://{}", hosts[0]))
+fn embedded_store(
+    url: &str,
+    parsed: &RegistryUrl,
+) -> Result<sextant_registry::EmbeddedStore, String> {
+    sextant_registry::EmbeddedStore::new(&format!("http://{}", parsed.hosts[0]))
         .map_err(|e| format!("registry {url:?}: {e}"))
 }
 
@@ -453,8 +603,8 @@ pub struct Opened {
 /// (`peer2peer://`, `multiple://`) and mDNS hold no registry to browse or edit: errors say so.
 pub async fn open(url: &str, default_base: &str) -> Result<Opened, CliError> {
     let parsed = parse(url).map_err(CliError::usage)?;
+    let url = &redacted(url);
     let base = base_of(&parsed, default_base).map_err(CliError::usage)?;
-    let hosts = &parsed.hosts;
     let store: Arc<dyn AdminStore> = match parsed.scheme {
         Scheme::Peer2Peer | Scheme::Multiple => {
             return Err(CliError::usage(format!(
@@ -468,15 +618,15 @@ pub async fn open(url: &str, default_base: &str) -> Result<Opened, CliError> {
                  themselves; change a server's metadata on the server)"
             )))
         }
-        Scheme::Embedded => Arc::new(embedded_store(url, hosts).map_err(CliError::usage)?),
+        Scheme::Embedded => Arc::new(embedded_store(url, &parsed).map_err(CliError::usage)?),
         #[cfg(feature = "etcd")]
-        Scheme::Etcd => Arc::new(etcd_store(url, hosts).map_err(CliError::usage)?),
+        Scheme::Etcd => Arc::new(etcd_store(url, &parsed).map_err(CliError::usage)?),
         #[cfg(feature = "zookeeper")]
-        Scheme::ZooKeeper => Arc::new(zookeeper_store(url, hosts).map_err(CliError::usage)?),
+        Scheme::ZooKeeper => Arc::new(zookeeper_store(url, &parsed).map_err(CliError::usage)?),
         #[cfg(feature = "redis")]
-        Scheme::Redis => Arc::new(redis_store(url, hosts).map_err(CliError::usage)?),
+        Scheme::Redis => Arc::new(redis_store(url, &parsed).map_err(CliError::usage)?),
         #[cfg(feature = "consul")]
-        Scheme::Consul => Arc::new(consul_store(url, hosts).map_err(CliError::usage)?),
+        Scheme::Consul => Arc::new(consul_store(url, &parsed).map_err(CliError::usage)?),
         #[allow(unreachable_patterns)]
         other => {
             // Only reached for an engine this build left out: `template` says which feature.
@@ -628,6 +778,46 @@ mod tests {
             parse("http://127.0.0.1:9980").unwrap().scheme,
             Scheme::Embedded
         );
+    }
+
+    #[test]
+    fn credentials_and_options() {
+        let u = parse("etcd://root:s%40cret@127.0.0.1:2379,h2:2379/rpcx").unwrap();
+        let (user, first) = u.credentials();
+        assert_eq!(user, Some(("root".into(), "s@cret".into())));
+        assert_eq!(first, "127.0.0.1:2379");
+        assert_eq!(u.to_string(), "etcd://root:***@127.0.0.1:2379,h2:2379/rpcx");
+        let u = parse("etcd://h:2379/rpcx?user=root&password=pw").unwrap();
+        assert_eq!(
+            (u.option("user"), u.option("password")),
+            (Some("root"), Some("pw"))
+        );
+        assert_eq!(u.to_string(), "etcd://h:2379/rpcx?password=***&user=root");
+        let u = parse("consul://127.0.0.1:8500/rpcx?token=t0k&dc=dc1").unwrap();
+        assert_eq!(
+            (u.option("token"), u.option("dc")),
+            (Some("t0k"), Some("dc1"))
+        );
+        assert_eq!(u.base_path.as_deref(), Some("/rpcx"));
+        assert_eq!(
+            redacted("redis://u:pw@h:1/b?token=x"),
+            "redis://u:***@h:1/b?token=***"
+        );
+
+        let e = parse("consul://h:8500?tokn=x").unwrap_err();
+        assert!(
+            e.contains("unknown option \"tokn\"") && e.contains("token, dc"),
+            "{e}"
+        );
+        let e = parse("zookeeper://h:2181?user=x").unwrap_err();
+        assert!(e.contains("takes no option"), "{e}");
+        let e = parse("etcd://h:1,u:p@h2:2").unwrap_err();
+        assert!(e.contains("only the first address"), "{e}");
+        let e = parse("zookeeper://u:p@h:2181").unwrap_err();
+        assert!(e.contains("only the first address"), "{e}");
+        // Secrets never reach a message.
+        let e = parse("etcd://root:hunter2@h:notaport").unwrap_err();
+        assert!(!e.contains("hunter2") && e.contains("root:***@"), "{e}");
     }
 
     #[test]
