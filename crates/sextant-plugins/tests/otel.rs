@@ -793,7 +793,7 @@ async fn noop_tracers_pass_trace_context_on(
 }
 
 #[tokio::test]
-async fn spans_of_dropped_calls_are_bounded_and_ended() {
+async fn spans_of_dropped_calls_end_as_cancelled() {
     let (provider, exporter) = sdk();
     let server = Server::new();
     server
@@ -808,7 +808,8 @@ async fn spans_of_dropped_calls_are_bounded_and_ended() {
         &[&addr],
         ClientTracingPlugin::from_provider(&provider).with_max_pending_spans(2),
     );
-    // Five calls dropped by the caller's timeout: post_call never runs for them.
+    // Five calls dropped by the caller's timeout: post_call runs from the drop, each span
+    // ends as cancelled and none waits in the pending map to be evicted.
     for _ in 0..5 {
         let r = tokio::time::timeout(
             Duration::from_millis(20),
@@ -818,30 +819,23 @@ async fn spans_of_dropped_calls_are_bounded_and_ended() {
         assert!(r.is_err(), "the call is dropped before it ends");
     }
     let all = exporter.get_finished_spans().unwrap();
-    assert_eq!(all.len(), 3, "all but the 2 newest were evicted and ended");
+    assert_eq!(all.len(), 5, "every dropped call's span ended at once");
     for s in &all {
-        assert_eq!(attr(s, "rpcx.span.evicted"), Some(Value::Bool(true)));
-        assert_eq!(s.status, Status::Unset);
+        assert_eq!(attr(s, "rpcx.span.evicted"), None);
+        assert_eq!(s.status, Status::error("call cancelled"));
     }
-    // A call that completes ends its own span, with its status (its insertion evicted one
-    // more of the dropped calls' spans).
+    // A call that completes ends its own span, with its status.
     let _: u64 = xc.call("Sleep", &1u64).await.unwrap();
     let all = exporter.get_finished_spans().unwrap();
-    let (evicted, done): (Vec<_>, Vec<_>) = all
-        .iter()
-        .partition(|s| attr(s, "rpcx.span.evicted").is_some());
-    assert_eq!(evicted.len(), 4);
-    assert_eq!(done.len(), 1);
-    assert_eq!(done[0].status, Status::Ok);
-    // Dropping the XClient drops the plugin: the span still pending ends then.
-    xc.close();
-    drop(xc);
-    let all = spans(&exporter, 6).await;
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[5].status, Status::Ok);
     assert_eq!(
         named(&all, "rpcx.client.Slow.Sleep").len(),
         6,
         "every span ended once"
     );
+    xc.close();
+    drop(xc);
     server.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 

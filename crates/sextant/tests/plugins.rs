@@ -805,6 +805,36 @@ async fn client_hooks_write_metadata_wrap_connections_and_selectors() {
     server.shutdown(Duration::from_secs(2)).await.unwrap();
 }
 
+#[tokio::test]
+async fn a_call_the_caller_drops_still_ends_for_the_client_plugins() {
+    let server = Server::builder().build();
+    server
+        .register_fn("Svc", "Slow", |_cx: Context, _: ()| async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, ServiceError>(String::new())
+        })
+        .unwrap();
+    let addr = server.start("tcp@127.0.0.1:0").await.unwrap();
+    let side = Arc::new(ClientSide::default());
+    let x = XClient::builder("Svc")
+        .discovery(Peer2PeerDiscovery::new(&addr, "").unwrap())
+        .plugin(ClientHooks(side.clone()))
+        .build()
+        .unwrap();
+    // The caller gives up (its own timeout, not the call's deadline): the future is dropped.
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(200), x.call::<_, String>("Slow", &())).await;
+    assert!(gave_up.is_err(), "the slow call should still be running");
+    let post = side.post.lock().unwrap().clone();
+    assert_eq!(
+        post,
+        vec![(0, Some("r-1".into()), Some("call cancelled".into()))],
+        "post_call ran once, from the drop, with Error::Canceled"
+    );
+    x.close();
+    let _ = server.shutdown(Duration::from_millis(100)).await;
+}
+
 /// Refuses connections by panicking.
 struct PanicOnAccept(AtomicUsize);
 

@@ -143,8 +143,9 @@
 //! per-attempt slot, so the span travels from `pre_call` to `post_call` in a map keyed by the
 //! trace id and span id it injected, which `post_call` reads back from the metadata. An
 //! attempt whose future is dropped before it ends (a caller's timeout around the call, the
-//! losing request of `Failbackup`) never reaches `post_call`; its span waits in the map. The
-//! map holds at most [`with_max_pending_spans`](ClientTracingPlugin::with_max_pending_spans)
+//! losing request of `Failbackup`) reaches `post_call` from the drop, with
+//! `Error::Canceled`: its span ends with the error status `call cancelled`. As a bound for
+//! plugins driven by hand (a `pre_call` with no `post_call`), the map holds at most [`with_max_pending_spans`](ClientTracingPlugin::with_max_pending_spans)
 //! spans (default 16 384); when full, the oldest eighth are ended with the attribute
 //! `rpcx.span.evicted` = true. Spans still pending when the plugin is dropped are ended by
 //! the SDK then.

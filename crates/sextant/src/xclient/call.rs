@@ -275,7 +275,10 @@ impl Inner {
         let (method, deadline) = (call.body.method(), call.deadline);
         let ep = permit.endpoint.clone();
         let plugins = self.plugins();
-        let metadata = match &plugins {
+        // Armed once every pre_call ran: post_call runs when the attempt ends, or when the
+        // caller drops the call (with `Error::Canceled`), so a plugin's in-flight count and
+        // span always close.
+        let post_call = match &plugins {
             Some(ps) => {
                 let mut info = CallInfo {
                     service_path: &self.service_path,
@@ -308,11 +311,19 @@ impl Inner {
                     }
                     return Err(refused);
                 }
-                Some(options.metadata.clone())
+                Some(PostCall {
+                    plugins: Arc::clone(ps),
+                    service_path: &self.service_path,
+                    method,
+                    server: &ep.key,
+                    attempt,
+                    metadata: options.metadata.clone(),
+                    started: Instant::now(),
+                    armed: true,
+                })
             }
             None => None,
         };
-        let started = Instant::now();
         let r = async {
             let client = match deadline {
                 Some(d) => tokio::time::timeout_at(d.into(), ep.client())
@@ -336,24 +347,52 @@ impl Inner {
         }
         .await;
         permit.finish(r.as_ref().err());
-        if let (Some(ps), Some(mut metadata)) = (plugins, metadata) {
-            let info = CallInfo {
-                service_path: &self.service_path,
-                service_method: method,
-                server: &ep.key,
-                attempt,
-                metadata: &mut metadata,
-            };
-            let elapsed = started.elapsed();
-            for p in ps.iter() {
-                let hook =
-                    std::panic::AssertUnwindSafe(|| p.post_call(&info, r.as_ref().err(), elapsed));
-                if std::panic::catch_unwind(hook).is_err() {
-                    tracing::error!(service = %self.service_path, hook = "post_call", "client plugin panicked");
-                }
-            }
+        if let Some(mut post_call) = post_call {
+            post_call.armed = false;
+            post_call.run(r.as_ref().err());
         }
         r
+    }
+}
+
+/// The client plugins' `post_call` of one attempt, run by [`PostCall::run`] when it ends or on
+/// drop when the caller gave the call up.
+struct PostCall<'a> {
+    plugins: Arc<Vec<Arc<dyn ClientPlugin>>>,
+    service_path: &'a str,
+    method: &'a str,
+    server: &'a str,
+    attempt: u32,
+    metadata: sextant_protocol::Metadata,
+    started: Instant,
+    armed: bool,
+}
+
+impl PostCall<'_> {
+    fn run(&mut self, error: Option<&Error>) {
+        let elapsed = self.started.elapsed();
+        let info = CallInfo {
+            service_path: self.service_path,
+            service_method: self.method,
+            server: self.server,
+            attempt: self.attempt,
+            metadata: &mut self.metadata,
+        };
+        for p in self.plugins.iter() {
+            let hook = std::panic::AssertUnwindSafe(|| p.post_call(&info, error, elapsed));
+            if std::panic::catch_unwind(hook).is_err() {
+                tracing::error!(service = %self.service_path, hook = "post_call", "client plugin panicked");
+            }
+        }
+    }
+}
+
+impl Drop for PostCall<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.armed = false;
+            self.run(Some(&Error::Canceled));
+        }
     }
 }
 

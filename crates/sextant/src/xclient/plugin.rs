@@ -6,8 +6,10 @@
 //! [`post_call`](ClientPlugin::post_call) when the attempt ends — so a call that fails over to a
 //! second server runs both hooks twice. Every `pre_call` that ran is followed by its plugin's
 //! `post_call`, also when a later plugin's `pre_call` refuses the attempt (then with that error),
-//! unless the caller drops the call's future first. A hook that panics fails the attempt with an error
-//! (logged); the XClient goes on. Per connection: [`wrap_conn`](ClientPlugin::wrap_conn) with the
+//! and when the caller drops the call's future before it ends (then with
+//! [`Error::Canceled`](crate::Error::Canceled), from the drop), so an in-flight count or a span
+//! a plugin opened always closes. A hook that panics fails the attempt with an error (logged);
+//! the XClient goes on. Per connection: [`wrap_conn`](ClientPlugin::wrap_conn) with the
 //! new stream, [`on_conn_created`](ClientPlugin::on_conn_created) after a dial succeeds,
 //! [`on_conn_create_failed`](ClientPlugin::on_conn_create_failed) after one fails, and
 //! [`on_conn_close`](ClientPlugin::on_conn_close) when the XClient drops a connection (broken,
