@@ -14,7 +14,9 @@
 #                                 rpcx-plugins propagates it), for the Go peers that
 #                                 crates/sextant-interop/tests/go_transports.rs,
 #                                 crates/sextant-kcp/tests and crates/sextant-plugins/tests
-#                                 build offline (GOPATH mode)
+#                                 build offline (GOPATH mode), and chromium + chromium-driver
+#                                 (headless Chromium driven over WebDriver by the `sextant ui`
+#                                 browser tests, crates/sextant-cli/tests/cli_ui.rs)
 #                                 (root: one `apt-get update`, then
 #                                 `apt-get install -y --no-install-recommends ...`); idempotent and
 #                                 fast when everything is there
@@ -32,6 +34,8 @@
 #   SEXTANT_GO                    path to `go` (go_transports; default: `go` on PATH)
 #   SEXTANT_GOPATH                GOPATH holding the Go libraries (go_transports; default
 #                                 /usr/share/gocode, where Debian's golang-*-dev packages put them)
+#   SEXTANT_CHROMIUM              path to `chromium` (cli_ui; default /usr/bin/chromium)
+#   SEXTANT_CHROMEDRIVER          path to `chromedriver` (cli_ui; default /usr/bin/chromedriver)
 #   SEXTANT_REQUIRE_SERVICES=1    a missing engine or Go library fails the test instead of
 #                                 skipping it
 #
@@ -58,6 +62,8 @@ java_bin() { command -v "${SEXTANT_JAVA:-java}" 2>/dev/null || true; }
 protoc_bin() { command -v "${PROTOC:-protoc}" 2>/dev/null || true; }
 protoc_include() { [ -f /usr/include/google/protobuf/descriptor.proto ] && echo /usr/include; }
 go_bin() { command -v "${SEXTANT_GO:-go}" 2>/dev/null || true; }
+chromium_bin() { command -v "${SEXTANT_CHROMIUM:-chromium}" 2>/dev/null || true; }
+chromedriver_bin() { command -v "${SEXTANT_CHROMEDRIVER:-chromedriver}" 2>/dev/null || true; }
 # A Go library's directory in the GOPATH, when it is there.
 go_pkg() {
     local d="${SEXTANT_GOPATH:-/usr/share/gocode}/src/$1"
@@ -79,6 +85,8 @@ missing_packages() {
     [ -n "$(protoc_bin)" ] || pkgs+=(protobuf-compiler)
     [ -n "$(protoc_include)" ] || [ -n "${PROTOC_INCLUDE:-}" ] || pkgs+=(libprotobuf-dev)
     [ -n "$(go_bin)" ] || pkgs+=(golang-go)
+    [ -n "$(chromium_bin)" ] || pkgs+=(chromium)
+    [ -n "$(chromedriver_bin)" ] || pkgs+=(chromium-driver)
     local entry
     for entry in "${GO_PKGS[@]}"; do
         [ -n "$(go_pkg "${entry%% *}")" ] || pkgs+=("${entry##* }")
@@ -103,6 +111,10 @@ where() {
     [ -n "${PROTOC_INCLUDE:-$(protoc_include || true)}" ] || { echo '  missing (package libprotobuf-dev)'; ok=1; }
     printf 'go:           %s\n' "$(go_bin || true)"
     [ -n "$(go_bin)" ] || { echo '  missing (package golang-go)'; ok=1; }
+    printf 'chromium:     %s\n' "$(chromium_bin || true)"
+    [ -n "$(chromium_bin)" ] || { echo '  missing (package chromium)'; ok=1; }
+    printf 'chromedriver: %s\n' "$(chromedriver_bin || true)"
+    [ -n "$(chromedriver_bin)" ] || { echo '  missing (package chromium-driver)'; ok=1; }
     local entry
     for entry in "${GO_PKGS[@]}"; do
         printf 'go library:   %s\n' "$(go_pkg "${entry%% *}" || true)"
@@ -115,7 +127,7 @@ install() {
     local missing
     missing="$(missing_packages)"
     if [ -z "${missing// /}" ]; then
-        echo "services.sh: etcd, zookeeper, redis-server, protoc, Go and its libraries are already installed"
+        echo "services.sh: etcd, zookeeper, redis-server, protoc, Go and its libraries, chromium and chromedriver are already installed"
         where
         return 0
     fi

@@ -15,6 +15,8 @@
 //! sextant describe SERVICE                     its servers: address, group, weight, state, rates
 //! sextant set SERVICE SERVER state=inactive    edit a server's metadata as rpcx-ui does
 //! sextant watch [SERVICE]                      the servers, then every change as it happens
+//! sextant ui [--registry URL] [--listen 127.0.0.1:8080]
+//!                                              a web UI for the registry's services (docs/UI.md)
 //! ```
 //!
 //! Exit status: 0 done; 1 a service error or nothing found; 2 usage; 3 the registry or server
@@ -34,6 +36,7 @@ mod gateway;
 mod proto;
 mod registry;
 mod registry_url;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -82,6 +85,10 @@ enum Command {
     /// Print a registry's servers, then every change as it happens (until --count, --for or
     /// Ctrl-C).
     Watch(admin::WatchArgs),
+    /// Serve a web UI for a registry's services (rpcx-ui): services, servers, metadata,
+    /// activate / deactivate, edits, health probes and calls, refreshed by the registry's watch
+    /// (see docs/UI.md); `--hash-password` makes the login's password hash.
+    Ui(ui::UiArgs),
 }
 
 /// A failure of a subcommand, with the exit status it ends with.
@@ -148,7 +155,7 @@ fn main() -> ExitCode {
     };
     // Long-running services log what they do; one-shot commands only what goes wrong.
     let default_filter = match command {
-        Command::Registry(_) | Command::Gateway(_) => "info",
+        Command::Registry(_) | Command::Gateway(_) | Command::Ui(_) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -177,6 +184,7 @@ fn main() -> ExitCode {
             Command::Describe(args) => admin::describe(args).await,
             Command::Set(args) => admin::set(args).await,
             Command::Watch(args) => admin::watch(args).await,
+            Command::Ui(args) => ui::run(args).await,
             Command::Bench { .. } => unreachable!("handled before the runtime starts"),
         }
     });
