@@ -7,11 +7,16 @@
 #
 # Usage: scripts/test.sh          (what .ci/run calls)
 # Env:   CARGO_TARGET_DIR         build cache, default ~/.cache/sextant-target (outside the clone)
+#        CARGO_INCREMENTAL, CARGO_PROFILE_DEV_DEBUG   default 0 and line-tables-only (a smaller cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sextant-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The whole workspace's tests make a hundred binaries: without incremental caches and with line
+# tables only (backtraces keep file and line), the build cache stays a few GB, not tens.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 export RUST_BACKTRACE=1
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -428,7 +428,8 @@ async fn connect(
                 // The discovery lists once when it starts: nothing means no server.
                 d.close();
                 return Err(CliError::transport(format!(
-                    "no server of {service:?} is listed in {url}"
+                    "no server of {service:?} is listed in {}",
+                    registry_url::redacted(url)
                 )));
             }
             d
