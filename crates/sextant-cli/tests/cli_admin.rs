@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use sextant::{ServiceDiscovery, XClient};
@@ -17,38 +17,18 @@ use sextant_registry::{
 use sextant_registry_testkit::scenarios::start_server;
 use sextant_registry_testkit::{wait_until, Args, IsolatedServer, Reply};
 
-const BOUND: Duration = Duration::from_secs(20);
+mod common;
+use common::sextant;
 
-fn sextant() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sextant"))
-}
+const BOUND: Duration = Duration::from_secs(20);
 
 /// Runs `sextant ARGS` to the end (at most 30 s: the process is killed after that).
 async fn run(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let child = sextant()
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run the sextant binary");
-        let pid = child.id();
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let killer = std::thread::spawn(move || {
-            if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-        });
-        let out = child.wait_with_output().expect("wait for sextant");
-        let _ = tx.send(());
-        let _ = killer.join();
-        out
-    })
-    .await
-    .unwrap()
+    let mut command = sextant();
+    command.args(args);
+    tokio::task::spawn_blocking(move || common::run_to_end(command, b""))
+        .await
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {

@@ -8,10 +8,11 @@
 //! `SEXTANT_REQUIRE_SERVICES=1`.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
 use sextant_interop::go_peer::{self, GoProcess};
+
+mod common;
 use sextant_interop::pki::TestPki;
 
 /// Go rpcx's response to `Arith.Mul {A: 10, B: 20}` (msgpack), as captured.
@@ -26,26 +27,9 @@ fn response() -> String {
 
 /// Runs `sextant ARGS` to the end (killed after 30 s).
 fn sextant(args: &[String]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_sextant"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the sextant binary");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let killer = std::thread::spawn(move || {
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    });
-    let out = child.wait_with_output().expect("wait for sextant");
-    let _ = tx.send(());
-    let _ = killer.join();
-    out
+    let mut command = common::sextant();
+    command.args(args);
+    common::run_to_end(command, b"")
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

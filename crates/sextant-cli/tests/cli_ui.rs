@@ -13,12 +13,11 @@
 // The browser walk-through needs etcd (feature `etcd`); without it its helpers go unused.
 #![cfg_attr(not(feature = "etcd"), allow(dead_code, unused_imports))]
 
-use hyper_util::client::legacy::connect::HttpConnector;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hyper_util::client::legacy::connect::HttpConnector;
 use sextant_registry::{
     EmbeddedRegistry, EmbeddedRegistryOptions, EmbeddedStore, QueryValues, RegistryOptions,
     RegistryStore,
@@ -27,11 +26,10 @@ use sextant_registry_testkit::engine::missing;
 use sextant_registry_testkit::free_port;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BOUND: Duration = Duration::from_secs(20);
+mod common;
+use common::sextant;
 
-fn sextant() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sextant"))
-}
+const BOUND: Duration = Duration::from_secs(20);
 
 /// A child process killed (and reaped) when dropped.
 struct Proc(Child);
@@ -126,32 +124,14 @@ async fn run_env(
         .collect();
     let stdin = stdin.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut child = sextant()
+        let mut command = sextant();
+        command
             .args(&args)
             .env_remove("SEXTANT_REGISTRY")
             .env_remove("SEXTANT_UI_PASSWORD_HASH")
             .env_remove("SEXTANT_UI_USER")
-            .envs(envs)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run the sextant binary");
-        if let Some(mut input) = child.stdin.take() {
-            let _ = input.write_all(stdin.as_bytes());
-        }
-        let pid = child.id();
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let killer = std::thread::spawn(move || {
-            if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-        });
-        let out = child.wait_with_output().expect("wait for sextant");
-        let _ = tx.send(());
-        let _ = killer.join();
+            .envs(envs);
+        let out = common::run_to_end(command, stdin.as_bytes());
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
