@@ -48,19 +48,33 @@ pub fn go_binary() -> Option<PathBuf> {
 /// Builds `tests/go/transport_peer` into `dir` (its build cache kept there too), offline in
 /// GOPATH mode from Debian's Go packages.
 pub fn build(dir: &Path) -> Build {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/transport_peer");
+    build_program(
+        &src,
+        dir,
+        "transport_peer",
+        "golang-golang-x-net-dev, golang-github-lucas-clemente-quic-go-dev, \
+         golang-github-xtaci-kcp-dev",
+    )
+}
+
+/// Builds the Go program in `src` as `dir/name` (Go's build cache kept in `dir` too), offline
+/// in GOPATH mode (`$SEXTANT_GOPATH`, default `/usr/share/gocode`, where Debian's golang-*-dev
+/// packages put their sources). `packages` names the Debian packages it needs, for the
+/// message when one is missing.
+pub fn build_program(src: &Path, dir: &Path, name: &str, packages: &str) -> Build {
     let Some(go) = go_binary() else {
         return Build::Missing("`go` not found (Debian package golang-go)".into());
     };
     let gopath = std::env::var("SEXTANT_GOPATH").unwrap_or_else(|_| "/usr/share/gocode".into());
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/transport_peer");
-    let out = dir.join("transport_peer");
+    let out = dir.join(name);
     let started = Instant::now();
     let result = Command::new(&go)
         .arg("build")
         .arg("-o")
         .arg(&out)
         .arg(".")
-        .current_dir(&src)
+        .current_dir(src)
         .env("GO111MODULE", "off")
         .env("GOPATH", &gopath)
         .env("GOCACHE", dir.join("go-build-cache"))
@@ -83,9 +97,7 @@ pub fn build(dir: &Path) -> Build {
         Build::Built(out)
     } else if stderr.contains("cannot find package") {
         Build::Missing(format!(
-            "a Go package is missing (golang-golang-x-net-dev, \
-             golang-github-lucas-clemente-quic-go-dev, golang-github-xtaci-kcp-dev; GOPATH \
-             {gopath}):\n{stderr}"
+            "a Go package is missing ({packages}; GOPATH {gopath}):\n{stderr}"
         ))
     } else {
         Build::Failed(format!(

@@ -11,7 +11,7 @@
 //! GOPATH (default `/usr/share/gocode`).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -20,63 +20,25 @@ use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use sextant::discovery::Peer2PeerDiscovery;
 use sextant::{Context, Server, ServiceError, XClient};
+use sextant_interop::go_peer::{self, Build};
 use sextant_plugins::otel::{ClientTracingPlugin, ServerTracingPlugin};
 
-fn required() -> bool {
-    std::env::var("SEXTANT_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
-fn go_binary() -> Option<PathBuf> {
-    if let Some(go) = std::env::var_os("SEXTANT_GO") {
-        return Some(go.into());
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("go"))
-        .chain([PathBuf::from("/usr/lib/go/bin/go")])
-        .find(|p| p.is_file())
-}
-
-/// The built peer, or the reason there is none.
-fn build_peer() -> Result<PathBuf, String> {
-    let go = go_binary().ok_or("`go` not found (Debian package golang-go)")?;
-    let gopath = std::env::var("SEXTANT_GOPATH").unwrap_or_else(|_| "/usr/share/gocode".into());
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/trace_peer");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go_trace");
-    let out = dir.join("trace_peer");
-    let output = Command::new(&go)
-        .args(["build", "-o"])
-        .arg(&out)
-        .arg(".")
-        .current_dir(&src)
-        .env("GO111MODULE", "off")
-        .env("GOPATH", &gopath)
-        .env("GOCACHE", dir.join("go-build-cache"))
-        .env("GOFLAGS", "")
-        .env("GOPROXY", "off")
-        .env("CGO_ENABLED", "0")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", go.display()))?;
-    if output.status.success() {
-        return Ok(out);
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if stderr.contains("cannot find package") && !required() {
-        return Err(format!(
-            "Go's OpenTelemetry is missing (golang-opentelemetry-otel-dev, GOPATH {gopath}):\n{stderr}"
-        ));
-    }
-    panic!("go build {}: {}\n{stderr}", src.display(), output.status);
-}
-
+/// The built peer, or `None` (with a note) when Go or its OpenTelemetry package is not there.
 fn peer() -> Option<&'static Path> {
-    static PEER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match PEER.get_or_init(build_peer) {
-        Ok(p) => Some(p),
-        Err(why) if required() => panic!("SEXTANT_REQUIRE_SERVICES=1: {why}"),
-        Err(why) => {
+    static PEER: OnceLock<Build> = OnceLock::new();
+    let build = PEER.get_or_init(|| {
+        go_peer::build_program(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/trace_peer"),
+            &Path::new(env!("CARGO_TARGET_TMPDIR")).join("go_trace"),
+            "trace_peer",
+            "golang-opentelemetry-otel-dev",
+        )
+    });
+    match build {
+        Build::Built(p) => Some(p),
+        Build::Failed(why) => panic!("{why}"),
+        Build::Missing(why) if go_peer::required() => panic!("SEXTANT_REQUIRE_SERVICES=1: {why}"),
+        Build::Missing(why) => {
             eprintln!("note: skipping the Go trace-context test: {why}");
             None
         }
