@@ -49,6 +49,10 @@ struct Inner {
     origin: Origin,
     deadline: Option<Instant>,
     response_metadata: Mutex<Metadata>,
+    /// Whether encoding the response copies the response metadata rather than taking it: on
+    /// the plugin path, so that the write hooks still see it and a reply a plugin puts in
+    /// place of the handler's carries it too.
+    keep_response_metadata: bool,
     /// The names the response echoes when a plugin renamed the request (an alias).
     reply_names: Option<Box<(ByteStr, ByteStr)>>,
     extensions: Mutex<Extensions>,
@@ -81,6 +85,7 @@ impl Context {
                 origin,
                 deadline,
                 response_metadata: Mutex::new(Metadata::new()),
+                keep_response_metadata: false,
                 reply_names: None,
                 extensions: Mutex::new(Vec::new()),
             }),
@@ -92,6 +97,15 @@ impl Context {
     pub(crate) fn with_reply_names(mut self, names: Option<(ByteStr, ByteStr)>) -> Context {
         if let (Some(n), Some(inner)) = (names, Arc::get_mut(&mut self.inner)) {
             inner.reply_names = Some(Box::new(n));
+        }
+        self
+    }
+
+    /// A context whose response metadata outlives the encoding of the response (the plugin
+    /// path: see `keep_response_metadata`).
+    pub(crate) fn keeping_response_metadata(mut self) -> Context {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.keep_response_metadata = true;
         }
         self
     }
@@ -176,13 +190,21 @@ impl Context {
         lock(&self.inner.response_metadata).insert(key, value);
     }
 
-    /// A copy of the response metadata set so far.
+    /// A copy of the response metadata set so far. A server plugin's `post_call` and write
+    /// hooks see here what the handler set (without the `__rpcx_error__` an error response
+    /// adds).
     pub fn response_metadata(&self) -> Metadata {
         lock(&self.inner.response_metadata).clone()
     }
 
+    /// The response metadata for encoding the response: taken, or copied on the plugin path.
     pub(crate) fn take_response_metadata(&self) -> Metadata {
-        std::mem::take(&mut *lock(&self.inner.response_metadata))
+        let mut m = lock(&self.inner.response_metadata);
+        if self.inner.keep_response_metadata {
+            m.clone()
+        } else {
+            std::mem::take(&mut *m)
+        }
     }
 
     /// The caller's address.

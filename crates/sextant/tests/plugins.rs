@@ -365,6 +365,69 @@ async fn post_call_replaces_the_reply_or_the_error() {
     server.shutdown(Duration::from_secs(2)).await.unwrap();
 }
 
+/// Replaces every reply, and records the response metadata the write hooks see.
+struct ReplaceAndWatch(Log);
+
+impl ServerPlugin for ReplaceAndWatch {
+    fn post_call(&self, ctx: &Context, outcome: &mut CallOutcome) {
+        let mut b = BytesMut::new();
+        sextant::protocol::Encode::encode(
+            "replaced",
+            ctx.serialize_type(),
+            &Default::default(),
+            &mut b,
+        )
+        .unwrap();
+        outcome.set_reply(b.freeze());
+    }
+    fn pre_write_response(&self, ctx: &Context, _: &CallOutcome) {
+        let m = ctx.response_metadata();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("pre_write {:?}", m.get("handler")));
+    }
+    fn post_write_response(&self, ctx: &Context, _: &CallOutcome, _: bool) {
+        let m = ctx.response_metadata();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("post_write {:?}", m.get("handler")));
+    }
+}
+
+#[tokio::test]
+async fn write_hooks_and_replaced_replies_keep_the_handlers_response_metadata() {
+    let log = Log::default();
+    let server = Server::builder()
+        .plugin(ReplaceAndWatch(log.clone()))
+        .build();
+    server
+        .register_fn("Svc", "Meta", |cx: Context, s: String| async move {
+            cx.set_response_metadata("handler", "set-it");
+            Ok::<_, ServiceError>(s)
+        })
+        .unwrap();
+    let addr = server.start("tcp@127.0.0.1:0").await.unwrap();
+    let addr = addr.to_string();
+    let r = raw_call(&addr, "Svc", "Meta", "x").await;
+    assert_eq!(
+        r.metadata.get("handler"),
+        Some("set-it"),
+        "the replaced reply keeps it"
+    );
+    let reply: String =
+        sextant::protocol::Decode::decode(SerializeType::MSGPACK, &Default::default(), &r.payload)
+            .unwrap();
+    assert_eq!(reply, "replaced");
+    eventually("both write hooks ran", || log.lock().unwrap().len() == 2).await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["pre_write Some(\"set-it\")", "post_write Some(\"set-it\")"]
+    );
+    server.shutdown(Duration::from_secs(2)).await.unwrap();
+}
+
 /// Panics in the hook named by the request's `panic_in` metadata.
 struct Panicky;
 

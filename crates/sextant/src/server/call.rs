@@ -268,7 +268,8 @@ fn prepare(
         origin,
         deadline,
     )
-    .with_reply_names(sent);
+    .with_reply_names(sent)
+    .keeping_response_metadata();
     server.calls.fetch_add(1, Ordering::Relaxed);
     if let Some(text) = refused {
         let o = error_outcome(&ctx, text);

@@ -336,10 +336,13 @@ pub trait ServerPlugin: Send + Sync + 'static {
     /// After the handler ran or the call was refused (rpcx's `PostCallPlugin`), with its
     /// outcome, which the hook may replace ([`CallOutcome::set_reply`],
     /// [`CallOutcome::set_error`]). Oneway calls are reported too, though nothing is sent back.
+    /// [`Context::response_metadata`] shows what the handler set; a reply put in place of the
+    /// handler's carries it too.
     fn post_call(&self, ctx: &Context, outcome: &mut CallOutcome) {}
 
     /// Just before the response is handed to the connection's writer (rpcx's
-    /// `PreWriteResponsePlugin`).
+    /// `PreWriteResponsePlugin`); [`Context::response_metadata`] shows the metadata the
+    /// handler set on the response.
     fn pre_write_response(&self, ctx: &Context, outcome: &CallOutcome) {}
 
     /// Once the response was handed to the connection's writer, which batches it with others
