@@ -355,9 +355,11 @@ pub trait ServerPlugin: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerStats {
-    /// Connections open now.
+    /// Connections open now: every connection past its handshake on the service's listeners,
+    /// rpcx or HTTP on the same port (HTTP invoke, JSON-RPC, `/metrics` scrapes), as the
+    /// listener cannot tell them apart before they speak.
     pub connections: usize,
-    /// Connections accepted since start.
+    /// Connections accepted (past their handshake) since start, rpcx and HTTP alike.
     pub total_connections: u64,
     /// Calls handled since start (heartbeats excluded).
     pub calls: u64,
