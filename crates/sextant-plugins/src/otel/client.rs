@@ -113,8 +113,9 @@ where
     }
 
     /// How many spans may wait between `pre_call` and `post_call` (default 16 384, at least 1):
-    /// attempts in flight, and those dropped before they ended. When full, the oldest eighth
-    /// are ended, marked `rpcx.span.evicted` = true (see the [module docs](super)).
+    /// the attempts in flight (an attempt the caller drops ends its span from the drop, as
+    /// cancelled). When full, the oldest eighth are ended, marked `rpcx.span.evicted` = true
+    /// (see the [module docs](super)).
     pub fn with_max_pending_spans(mut self, max: usize) -> ClientTracingPlugin<T> {
         self.pending = PendingSpans::new(max);
         self
